@@ -1,0 +1,88 @@
+"""What every backend does, whatever it computes with.
+
+A backend owns the weights and the Adam moments of one model and knows how to
+
+- `train_steps(start, count)`: run optimizer steps start .. start+count-1 on
+  the training documents it was given (step s takes the documents
+  `step_doc_indices(s, ...)`), returning the loss of each step;
+- `doc_loss(tokens)`: the loss of one document, no gradient (validation);
+- `new_cache()` / `next_logits(cache, token, pos)`: one position of the
+  forward pass with a KV cache (sampling);
+- give its state back as plain Python lists (checkpoints) and take it again.
+
+Weights cross this boundary as {name: [[float]]} in `params.param_shapes`
+order; Adam moments the same way. Losses are Python floats.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from ..config import Config
+from ..schedule import docs_per_step, learning_rate, step_doc_indices
+
+Matrix = list  # list[list[float]], row-major [out][in]
+
+
+class Backend(ABC):
+    name = "?"
+    dtypes = ("float64",)
+
+    def __init__(self, cfg: Config, vocab_size: int, weights: dict[str, Matrix],
+                 train_docs: list[list[int]] | None = None):
+        self.cfg = cfg
+        self.vocab_size = vocab_size
+        self.bos = vocab_size - 1
+        self.train_docs = train_docs or []
+        self.per_step = docs_per_step(cfg.training)
+
+    # -- training --------------------------------------------------------
+
+    def train_steps(self, start: int, count: int) -> list[float]:
+        """Run `count` optimizer steps from step `start`; the loss of each."""
+        t = self.cfg.training
+        losses = []
+        for step in range(start, start + count):
+            idx = step_doc_indices(step, self.per_step, len(self.train_docs))
+            docs = [self.train_docs[i] for i in idx]
+            losses.append(self.step(docs, learning_rate(step, t), step))
+        return losses
+
+    @abstractmethod
+    def step(self, docs: list[list[int]], lr: float, step: int) -> float:
+        """Forward, backward and one Adam update on `docs`; the mean document loss."""
+
+    # -- inference -------------------------------------------------------
+
+    @abstractmethod
+    def doc_loss(self, tokens: list[int]) -> float:
+        """Mean cross-entropy of one document's n = min(T, len-1) predictions."""
+
+    def eval_loss(self, docs: list[list[int]]) -> float:
+        return sum(self.doc_loss(d) for d in docs) / len(docs)
+
+    @abstractmethod
+    def new_cache(self):
+        """An empty KV cache for `next_logits`."""
+
+    @abstractmethod
+    def next_logits(self, cache, token: int, pos: int) -> list[float]:
+        """Logits for the token after `token` at position `pos`, extending `cache`."""
+
+    # -- state -----------------------------------------------------------
+
+    @abstractmethod
+    def get_weights(self) -> dict[str, Matrix]:
+        ...
+
+    @abstractmethod
+    def get_adam(self) -> tuple[dict[str, Matrix], dict[str, Matrix]]:
+        """The Adam moments (m, v), by parameter name."""
+
+    @abstractmethod
+    def set_adam(self, m: dict[str, Matrix], v: dict[str, Matrix]) -> None:
+        ...
+
+    def compile(self) -> float:
+        """Compile whatever needs compiling before timing starts; seconds spent."""
+        return 0.0

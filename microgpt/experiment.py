@@ -1,0 +1,59 @@
+"""From a config to a ready-to-train backend, consuming the RNG as the reference does.
+
+    documents --shuffle(rng)--> tokenizer, train/val split --init(rng)--> weights --> backend
+
+`prepare` is shared by the training CLI, the benchmark scripts and the tests,
+so every one of them trains on the same documents from the same weights.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from .backends import get_backend_class, resolve_name
+from .backends.base import Backend
+from .config import Config
+from .data import Dataset, Tokenizer, load_dataset, split_train_val
+from .errors import MicrogptError
+from .params import init_weights, num_params
+
+
+@dataclass
+class Experiment:
+    cfg: Config
+    dataset: Dataset
+    docs: list[str]  # shuffled
+    tokenizer: Tokenizer
+    train_tokens: list[list[int]]
+    val_tokens: list[list[int]]
+    weights: dict  # the initial weights, {name: [[float]]}
+    rng: random.Random  # positioned after the initialisation: sampling continues from here
+
+    @property
+    def num_params(self) -> int:
+        return num_params(self.cfg.model, self.tokenizer.vocab_size)
+
+    def make_backend(self, name: str | None = None) -> Backend:
+        name = resolve_name(name or self.cfg.training.backend)
+        cls = get_backend_class(name)
+        dtype = self.cfg.training.dtype
+        if dtype not in cls.dtypes:
+            raise MicrogptError(f"backend {name!r} supports dtype {', '.join(cls.dtypes)}, not {dtype}")
+        return cls(self.cfg, self.tokenizer.vocab_size, self.weights, self.train_tokens)
+
+
+def prepare(cfg: Config, data_path: str | None = None, dataset: Dataset | None = None,
+            quiet: bool = False) -> Experiment:
+    """Load the data and draw the initial weights with the scenario's seed."""
+    dataset = dataset or load_dataset(cfg, data_path, quiet=quiet)
+    rng = random.Random(cfg.training.seed)
+    docs = list(dataset.docs)
+    rng.shuffle(docs)
+    tokenizer = Tokenizer.from_docs(docs)
+    trailing = cfg.data.trailing_bos
+    train_docs, val_docs = split_train_val(docs)
+    tokens = [tokenizer.doc_tokens(d, trailing) for d in train_docs]
+    val = [tokenizer.doc_tokens(d, trailing) for d in val_docs]
+    weights = init_weights(cfg.model, tokenizer.vocab_size, rng)
+    return Experiment(cfg, dataset, docs, tokenizer, tokens, val, weights, rng)

@@ -1,0 +1,198 @@
+"""Train a scenario and print samples: python -m microgpt.train --help"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import os
+import signal
+import sys
+import time
+
+from . import checkpoint
+from .checkpoint import Checkpoint
+from .cli import Progress, add_scenario_args, config_epilog, format_duration, run_main, scenario_from_args
+from .config import BACKENDS, DTYPES, Config
+from .errors import CheckpointError, MicrogptError, TrainingDiverged
+from .experiment import Experiment, prepare
+from .sampling import decode, sample
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m microgpt.train",
+        description="Train the character-level GPT on a scenario, save models/<scenario>/model.json, "
+                    "print the validation loss and samples.",
+        epilog=config_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_scenario_args(p)
+    p.add_argument("--backend", "-b", choices=BACKENDS, help="overrides training.backend (auto: fused when numba "
+                   "is installed, else python)")
+    p.add_argument("--dtype", choices=DTYPES, help="overrides training.dtype (array backends)")
+    p.add_argument("--steps", type=int, metavar="N", help="overrides training.num_steps (the schedule's horizon)")
+    p.add_argument("--seed", type=int, metavar="S", help="overrides training.seed")
+    p.add_argument("--batch-size", type=int, metavar="B", help="overrides training.batch_size")
+    p.add_argument("--grad-accum", type=int, metavar="G", help="overrides training.grad_accum")
+    p.add_argument("--num-samples", type=int, metavar="K", help="overrides sampling.num_samples")
+    p.add_argument("--data", metavar="PATH", help="the data file to train on (default: $MICROGPT_DATA_DIR, "
+                   "data/<scenario>/, then a download)")
+    p.add_argument("--output", "-o", metavar="PATH", help="checkpoint path (default: models/<scenario>/model.json)")
+    p.add_argument("--log-every", type=int, metavar="K", help="print a progress line every K steps "
+                   "(default: in place on a terminal, every ~5%% otherwise)")
+    p.add_argument("--resume", action="store_true", help="continue from the training state in --output")
+    p.add_argument("--stop-after", type=int, metavar="K", help="stop at step K, saving the training state")
+    p.add_argument("--quiet", "-q", action="store_true", help="print only the final figures and samples")
+    return p
+
+
+def apply_overrides(cfg: Config, args) -> Config:
+    training = {k: v for k, v in {
+        "backend": args.backend, "dtype": args.dtype, "num_steps": args.steps, "seed": args.seed,
+        "batch_size": args.batch_size, "grad_accum": args.grad_accum}.items() if v is not None}
+    if training:
+        cfg = cfg.replace("training", **training)
+    if args.num_samples is not None:
+        cfg = cfg.replace("sampling", num_samples=args.num_samples)
+    return cfg
+
+
+class StopSignal:
+    """Turns SIGINT/SIGTERM into a flag the training loop checks between chunks of steps."""
+
+    def __init__(self):
+        self.signum = None
+        self.previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:  # a second Ctrl-C while saving: let it through
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def make_checkpoint(exp: Experiment, backend, step: int) -> Checkpoint:
+    m, v = backend.get_adam()
+    state = {"step": step, "adam_m": m, "adam_v": v,
+             "rng_state": checkpoint.rng_state_to_json(exp.rng.getstate())}
+    dataset = {"source": exp.dataset.source, "sha256": exp.dataset.sha256, "num_docs": len(exp.docs)}
+    return Checkpoint(exp.cfg, exp.tokenizer.uchars, backend.get_weights(), dataset,
+                      backend.name, exp.cfg.training.dtype, state)
+
+
+def train(exp: Experiment, backend, start: int, stop: int, args, signals: StopSignal) -> tuple[int, list[float]]:
+    """Steps start..stop-1, printing progress; returns the steps done and their losses."""
+    total = exp.cfg.training.num_steps
+    progress = Progress(total, start, args.log_every, quiet=args.quiet)
+    losses: list[float] = []
+    step = start
+    chunk = 1
+    while step < stop and signals.signum is None:
+        # run up to the next line to print, in chunks of ~0.1 s so signals are seen promptly
+        target = min(stop, progress.next_stop(step + 1), step + chunk)
+        t0 = time.perf_counter()
+        chunk_losses = backend.train_steps(step, target - step)
+        dt = time.perf_counter() - t0
+        for i, loss in enumerate(chunk_losses):
+            if not math.isfinite(loss):
+                progress.close()
+                raise TrainingDiverged(f"the loss became {loss} at step {step + i + 1}; stopped without saving "
+                                       "(lower training.learning_rate?)")
+        losses += chunk_losses
+        step = target
+        progress.update(step, f"loss {chunk_losses[-1]:.4f}")
+        chunk = max(1, min(10_000, int(chunk * min(4.0, 0.1 / max(dt, 1e-6)))))
+    progress.close()
+    return step, losses
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    for flag in ("steps", "batch_size", "grad_accum", "log_every", "stop_after"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise MicrogptError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    cfg = apply_overrides(scenario_from_args(args), args)
+    output = args.output or checkpoint.default_path(cfg.name)
+
+    resumed = None
+    if args.resume:
+        resumed = checkpoint.load(output)
+        if resumed.train_state is None:
+            raise CheckpointError(f"{output}: has no training state to resume from")
+        cfg = apply_overrides(resumed.config, args)
+
+    exp = prepare(cfg, args.data, quiet=args.quiet)
+    if cfg.training.backend == "auto" and importlib.util.find_spec("numba") is None and not args.quiet:
+        print("note: numba is not installed, so training uses the python backend "
+              "(pip install 'microgpt[numpy]' for the fast ones)", file=sys.stderr)
+    print(f"num docs: {len(exp.docs)}")
+    print(f"vocab size: {exp.tokenizer.vocab_size}")
+    print(f"num params: {exp.num_params}")
+    start = 0
+    if resumed is not None:
+        if resumed.uchars != exp.tokenizer.uchars:
+            raise CheckpointError(f"{output}: its vocabulary differs from this data's; resume with the same data")
+        exp.weights = resumed.weights
+        start = resumed.train_state["step"]
+        if resumed.train_state.get("rng_state"):
+            exp.rng.setstate(checkpoint.rng_state_from_json(resumed.train_state["rng_state"]))
+    backend = exp.make_backend()
+    if resumed is not None:
+        backend.set_adam(resumed.train_state["adam_m"], resumed.train_state["adam_v"])
+    total = cfg.training.num_steps
+    stop = min(total, args.stop_after) if args.stop_after else total
+    if not args.quiet:
+        t = cfg.training
+        print(f"backend: {backend.name} ({t.dtype}), {t.batch_size} doc(s) x {t.grad_accum} accumulation per step, "
+              f"{len(exp.train_tokens)} train / {len(exp.val_tokens)} val docs, data: {exp.dataset.source}")
+        if start:
+            print(f"resuming from step {start} of {total} ({output})")
+    compile_s = backend.compile()
+    if compile_s > 0.05 and not args.quiet:
+        print(f"compiled in {compile_s:.2f} s (not counted below)")
+
+    t0 = time.perf_counter()
+    with StopSignal() as signals:
+        step, losses = train(exp, backend, start, stop, args, signals)
+        elapsed = time.perf_counter() - t0
+        if step > start or resumed is None:
+            checkpoint.save(output, make_checkpoint(exp, backend, step))
+    if signals.signum is not None:
+        name = "SIGINT" if signals.signum == signal.SIGINT else "SIGTERM"
+        print(f"{name}: stopped after step {step} of {total}; saved {output} "
+              f"(continue with --resume)", file=sys.stderr)
+        return 128 + signals.signum
+    steps_done = step - start
+    if steps_done:
+        print(f"trained {steps_done} steps in {format_duration(elapsed)} ({elapsed:.2f} s, "
+              f"{steps_done / elapsed:.1f} steps/s); final loss {losses[-1]:.4f}")
+    print(f"saved {output}")
+    if step < total:
+        print(f"stopped after step {step} of {total}; continue with --resume")
+        return 0
+
+    if exp.val_tokens:
+        print(f"val loss: {backend.eval_loss(exp.val_tokens):.4f} ({len(exp.val_tokens)} held-out docs)")
+    s = cfg.sampling
+    if s.num_samples:
+        print(f"--- samples (temperature {s.temperature}) ---")
+    for i in range(s.num_samples):
+        ids = sample(backend, exp.rng, [], s.temperature, s.max_tokens)
+        print(f"sample {i + 1:2d}: {decode(exp.tokenizer, ids)}")
+    return 0
+
+
+def cli() -> None:
+    sys.exit(run_main(main))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,56 @@
+"""Shared test fixtures: the data folder, subprocess runs of the CLIs, tiny configs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DATA = os.path.normpath(os.path.join(ROOT, "..", "shared", "data"))
+
+# Tests read the reference copies in ../shared/data when they exist (CI has them);
+# otherwise tests that need the real files build small fixtures or skip with a reason.
+if os.path.isdir(SHARED_DATA) and "MICROGPT_DATA_DIR" not in os.environ:
+    os.environ["MICROGPT_DATA_DIR"] = SHARED_DATA
+os.environ.setdefault("MICROGPT_OFFLINE", "1")  # tests never download
+
+
+def shared_file(name: str) -> str:
+    path = os.path.join(os.environ.get("MICROGPT_DATA_DIR", SHARED_DATA), name)
+    if not os.path.exists(path):
+        pytest.skip(f"{name} not found (set MICROGPT_DATA_DIR or place ../shared/data beside the checkout)")
+    return path
+
+
+@pytest.fixture
+def names_path() -> str:
+    return shared_file("names.txt")
+
+
+def run_cli(args: list[str], cwd: str | None = None, env: dict | None = None, block: tuple[str, ...] = (),
+            timeout: float = 300, input: str | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m ...` (or `python -c`) with the repo importable; `block` makes modules unimportable."""
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = ROOT + os.pathsep + full_env.get("PYTHONPATH", "")
+    full_env.update(env or {})
+    if block:
+        # sys.modules[name] = None makes `import name` raise ImportError
+        prelude = "import sys, runpy; " + "; ".join(f"sys.modules[{m!r}] = None" for m in block)
+        module = args[1] if args[0] == "-m" else None
+        assert module, "block= needs a -m invocation"
+        code = f"{prelude}; sys.argv = [{module!r}] + {args[2:]!r}; runpy.run_module({module!r}, run_name='__main__')"
+        args = ["-c", code]
+    return subprocess.run([sys.executable, *args], cwd=cwd or ROOT, env=full_env, capture_output=True, text=True,
+                          timeout=timeout, input=input)
+
+
+def tiny_config_dict(**model) -> dict:
+    """A names-style config small enough for gradient checks and fast CLI tests."""
+    m = {"n_embd": 8, "n_head": 2, "n_layer": 1, "block_size": 8, "activation": "relu", "init_std": 0.3,
+         "zero_init_proj": False}
+    m.update(model)
+    return {"name": "tiny", "data": {"file": "names.txt", "format": "lines"}, "model": m,
+            "training": {"num_steps": 5, "backend": "python"}, "sampling": {"num_samples": 2}}
