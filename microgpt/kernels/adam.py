@@ -1,0 +1,33 @@
+"""One Adam update, in place, with bias correction (SPEC §2)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+
+def adam_step(p, g, m, v, lr, beta1, beta2, eps, step):
+    # p, g, m, v: same shape, updated in place (g is only read); step is 0-based
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * (g * g)
+    m_hat = m / (1 - beta1 ** (step + 1))
+    v_hat = v / (1 - beta2 ** (step + 1))
+    p -= lr * m_hat / (np.sqrt(v_hat) + eps)
+
+
+@njit(cache=True)
+def adam_step_fused(p, g, m, v, lr, beta1, beta2, eps, step):
+    # the same update in one compiled pass over 1-D arrays: no temporaries, each element read once
+    c1 = 1 - beta1 ** (step + 1)
+    c2 = 1 - beta2 ** (step + 1)
+    for i in range(p.shape[0]):
+        gi = g[i]
+        mi = beta1 * m[i] + (1 - beta1) * gi
+        vi = beta2 * v[i] + (1 - beta2) * (gi * gi)
+        m[i] = mi
+        v[i] = vi
+        p[i] -= lr * (mi / c1) / (math.sqrt(vi / c2) + eps)

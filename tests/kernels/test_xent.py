@@ -1,0 +1,61 @@
+"""softmax + cross-entropy: forward against log-sum-exp, backward against finite differences."""
+
+import numpy as np
+import pytest
+
+from gradcheck import assert_grad_close
+from microgpt.kernels.xent import softmax_xent_backward, softmax_xent_forward
+from reference import softmax_xent_reference
+
+
+@pytest.mark.parametrize("n,vocab", [(1, 5), (4, 27), (3, 1), (6, 2)])
+def test_forward_matches_reference(n, vocab):
+    rng = np.random.default_rng(0)
+    logits = 3 * rng.standard_normal((n, vocab))
+    targets = rng.integers(0, vocab, n)
+    losses, probs = softmax_xent_forward(logits, targets)
+    ref_losses, ref_probs = softmax_xent_reference(logits, targets)
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(probs, ref_probs, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-14)
+
+
+@pytest.mark.parametrize("n,vocab", [(1, 5), (4, 27), (3, 1), (6, 2)])
+def test_backward_matches_finite_differences(n, vocab):
+    rng = np.random.default_rng(1)
+    logits = rng.standard_normal((n, vocab))
+    targets = rng.integers(0, vocab, n)
+    dlosses = rng.standard_normal(n)
+    _, probs = softmax_xent_forward(logits, targets)
+    dlogits = softmax_xent_backward(dlosses, probs, targets)
+    assert_grad_close(dlogits, lambda: float(softmax_xent_forward(logits, targets)[0] @ dlosses), logits)
+
+
+def test_large_logits_do_not_overflow():
+    losses, probs = softmax_xent_forward(np.array([[1000.0, 0.0, -1000.0]]), np.array([0]))
+    assert np.all(np.isfinite(probs)) and losses[0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_float32_stays_float32():
+    logits = np.zeros((2, 3), np.float32)
+    losses, probs = softmax_xent_forward(logits, np.array([0, 2]))
+    assert losses.dtype == probs.dtype == np.float32
+    assert softmax_xent_backward(losses, probs, np.array([0, 2])).dtype == np.float32
+
+
+@pytest.mark.parametrize("vocab", [1, 2, 27])
+def test_compiled_position_pair_matches_numpy(vocab):
+    from microgpt.kernels.xent import softmax_xent_backward_into, softmax_xent_forward_into
+
+    rng = np.random.default_rng(2)
+    logits = 3 * rng.standard_normal(vocab)
+    target = vocab - 1
+    probs = np.full(vocab, np.nan)
+    loss = softmax_xent_forward_into(probs, logits, target)
+    ref_losses, ref_probs = softmax_xent_forward(logits[None], np.array([target]))
+    assert loss == pytest.approx(ref_losses[0], rel=1e-13, abs=1e-15)
+    np.testing.assert_allclose(probs, ref_probs[0], rtol=1e-13)
+    dlogits = np.full(vocab, np.nan)
+    softmax_xent_backward_into(dlogits, probs, target, 0.25)
+    np.testing.assert_allclose(dlogits, softmax_xent_backward(np.array([0.25]), ref_probs, np.array([target]))[0],
+                               rtol=1e-13, atol=1e-16)
