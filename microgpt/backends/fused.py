@@ -1,0 +1,226 @@
+"""The fused backend: forward, backward and Adam compiled with Numba, many steps per call.
+
+`train_steps(start, count)` is one call into compiled code that runs all
+`count` steps (microgpt/kernels/fused_train.py): the training documents were
+packed once into an int32 token array with offsets, every buffer was
+allocated here, and Python wakes up only when the call returns. The model's
+arithmetic is in microgpt/kernels/fused_model.py and fused_layers.py, on
+256-bit vectors (fused_simd.py); docs/fused.md explains the layout and the
+measurements.
+
+In float64 it computes what the `python` backend computes, to rounding: the
+tests hold every loss and weight to 1e-10 relative over whole runs.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numba
+import numpy as np
+
+from ..config import Config
+from ..errors import MicrogptError
+from ..kernels import fused_model, fused_train
+from ..kernels.fused_layers import RELU, RELU2
+from ..params import param_shapes
+from .base import Backend, Matrix
+
+# the most gradient buffers a step is split into; fixed, so the thread count cannot change the sums
+MAX_SLOTS = 8
+# below this many multiply-adds per step, waking a second thread costs more than it saves
+MIN_PARALLEL_WORK = 2_000_000
+
+
+def pack_docs(docs: list[list[int]], vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Documents as one int32 token array and int64 offsets (document d is tokens[offsets[d]:offsets[d+1]])."""
+    offsets = np.zeros(len(docs) + 1, np.int64)
+    for d, doc in enumerate(docs):
+        if len(doc) < 2:
+            raise MicrogptError(f"document {d} has {len(doc)} token(s); a document needs at least 2 "
+                                "(an input and a target)")
+        offsets[d + 1] = offsets[d] + len(doc)
+    tokens = np.fromiter((t for doc in docs for t in doc), np.int64, int(offsets[-1])) if docs else \
+        np.zeros(0, np.int64)
+    if tokens.size and (tokens.min() < 0 or tokens.max() >= vocab_size):
+        raise MicrogptError(f"token ids must be in 0..{vocab_size - 1}")
+    return tokens.astype(np.int32), offsets
+
+
+class _Cache:
+    """A KV cache for `next_logits`: one slot of activations and the tokens seen so far."""
+
+    def __init__(self, backend: "FusedBackend"):
+        self.acts = fused_model.new_acts(backend.model, backend.dtype, 1)
+        self.tokens = np.zeros(backend.cfg.model.block_size + 1, np.int32)
+        self.logits = np.zeros(backend.vocab_size, backend.dtype)
+        self.length = 0  # positions 0..length-1 are in the cache
+
+
+class FusedBackend(Backend):
+    name = "fused"
+    dtypes = ("float64", "float32")
+
+    def __init__(self, cfg: Config, vocab_size: int, weights: dict[str, Matrix], train_docs=None):
+        super().__init__(cfg, vocab_size, weights, train_docs)
+        mc, t = cfg.model, cfg.training
+        self.dtype = np.dtype(t.dtype)
+        self.shapes = param_shapes(mc, vocab_size)
+        self.names = list(self.shapes)
+        self.model = (vocab_size, mc.n_embd, mc.n_head, mc.n_layer, mc.block_size,
+                      RELU2 if mc.activation == "relu2" else RELU, float((mc.head_dim ** 0.5) ** -1))
+        self.hyper = (float(t.learning_rate), float(t.beta1), float(t.beta2), float(t.eps),
+                      fused_train.SCHEDULES[t.schedule], int(t.num_steps))
+        self._check_layout()
+
+        P = fused_model.num_params(self.model)
+        self.w = np.zeros(P, self.dtype)
+        self._set_flat(self.w, weights)
+        self.wT = np.zeros(P, self.dtype)
+        fused_train.refresh_transposed(self.w, self.wT, self.model)
+        self.m = np.zeros(P, self.dtype)
+        self.v = np.zeros(P, self.dtype)
+        self.grad = np.zeros(P, self.dtype)
+
+        k = self.per_step
+        self.slots = min(k, MAX_SLOTS)
+        self.slot_grads = np.zeros((self.slots if k > 1 else 1, P if k > 1 else 1), self.dtype)
+        self.acts = fused_model.new_acts(self.model, self.dtype, self.slots)
+        self.doc_losses = np.zeros(k, np.float64)
+        self.tokens, self.offsets = pack_docs(self.train_docs, vocab_size)
+        self._eval_acts = None
+        self._compiled = False
+
+    # -- layout ----------------------------------------------------------
+
+    def _offsets(self) -> dict[str, int]:
+        out, off = {}, 0
+        for n, (r, c) in self.shapes.items():
+            out[n] = off
+            off += r * c
+        return out
+
+    def _check_layout(self):
+        """The compiled code's offsets are those of params.param_shapes (a change there must show up here)."""
+        offs = self._offsets()
+        o = fused_model.offsets(self.model, 0)
+        expected = {"wte": o[0], "wpe": o[1], "lm_head": o[2]}
+        for li in range(self.cfg.model.n_layer):
+            o = fused_model.offsets(self.model, li)
+            expected.update({f"layer{li}.attn_wq": o[3], f"layer{li}.attn_wo": o[4],
+                             f"layer{li}.mlp_fc1": o[5], f"layer{li}.mlp_fc2": o[6]})
+        bad = [n for n, off in expected.items() if offs[n] != off]
+        if bad or sum(r * c for r, c in self.shapes.values()) != fused_model.num_params(self.model):
+            raise AssertionError(f"fused parameter layout out of step with params.param_shapes: {bad}")
+
+    def _set_flat(self, flat: np.ndarray, mats: dict[str, Matrix]):
+        for n, off in self._offsets().items():
+            r, c = self.shapes[n]
+            flat[off:off + r * c] = np.asarray(mats[n], dtype=np.float64).reshape(r * c)
+
+    def _unflatten(self, flat: np.ndarray) -> dict[str, Matrix]:
+        out = {}
+        for n, off in self._offsets().items():
+            r, c = self.shapes[n]
+            out[n] = flat[off:off + r * c].reshape(r, c).tolist()
+        return out
+
+    # -- training --------------------------------------------------------
+
+    def _use_threads(self) -> bool:
+        if self.per_step == 1 or numba.get_num_threads() < 2:
+            return False
+        mc = self.cfg.model
+        work = self.per_step * mc.block_size * fused_model.num_params(self.model)
+        return work >= MIN_PARALLEL_WORK
+
+    def _run(self, tokens, offsets, start: int, count: int, hyper) -> list[float]:
+        losses = np.zeros(count, np.float64)
+        loop = fused_train.train_loop_threads if self._use_threads() else fused_train.train_loop
+        loop(self.w, self.wT, self.m, self.v, self.grad, self.slot_grads, self.acts, tokens, offsets, self.model,
+             hyper, start, count, self.per_step, self.doc_losses, losses)
+        return losses.tolist()
+
+    def train_steps(self, start: int, count: int) -> list[float]:
+        if count <= 0:
+            return []
+        if not self.train_docs:
+            raise MicrogptError("no training documents to train on")
+        return self._run(self.tokens, self.offsets, start, count, self.hyper)
+
+    def step(self, docs, lr, step):
+        """One step on exactly these documents at learning rate `lr` (the base interface)."""
+        if len(docs) != self.per_step:
+            raise MicrogptError(f"this backend was built for {self.per_step} document(s) per step, got {len(docs)}")
+        tokens, offsets = pack_docs(docs, self.vocab_size)
+        hyper = (float(lr),) + self.hyper[1:4] + (fused_train.CONSTANT, self.hyper[5])
+        # documents (step*k + j) % k = j: exactly `docs`, in order
+        return self._run(tokens, offsets, step, 1, hyper)[0]
+
+    # -- inference -------------------------------------------------------
+
+    def _eval(self, docs) -> np.ndarray:
+        if self._eval_acts is None:
+            self._eval_acts = fused_model.new_acts(self.model, self.dtype, 1)
+        tokens, offsets = pack_docs(docs, self.vocab_size)
+        out = np.zeros(len(docs), np.float64)
+        fused_train.eval_docs(self.w, self.wT, self.model, self._eval_acts, tokens, offsets, out)
+        return out
+
+    def doc_loss(self, tokens):
+        return float(self._eval([tokens])[0])
+
+    def eval_loss(self, docs):
+        total = 0.0
+        for x in self._eval(docs).tolist():  # in order, like the python backend
+            total = total + x
+        return total / len(docs)
+
+    def new_cache(self):
+        return _Cache(self)
+
+    def next_logits(self, cache, token, pos):
+        T = self.cfg.model.block_size
+        if not 0 <= pos < T:
+            raise MicrogptError(f"position {pos} is outside the context (0..{T - 1})")
+        if pos > cache.length:
+            raise MicrogptError(f"position {pos} skips positions {cache.length}..{pos - 1} of the cache")
+        if not 0 <= token < self.vocab_size:
+            raise MicrogptError(f"token {token} is not in the vocabulary (0..{self.vocab_size - 1})")
+        cache.tokens[pos] = token
+        fused_train.forward_at(self.w, self.wT, self.model, cache.acts, cache.tokens, pos, cache.logits)
+        cache.length = pos + 1
+        return cache.logits.tolist()
+
+    # -- state -----------------------------------------------------------
+
+    def get_weights(self):
+        return self._unflatten(self.w)
+
+    def get_adam(self):
+        return self._unflatten(self.m), self._unflatten(self.v)
+
+    def set_adam(self, m, v):
+        self._set_flat(self.m, m)
+        self._set_flat(self.v, v)
+
+    def compile(self) -> float:
+        """Compile (or load from the disk cache) every kernel this backend calls; seconds spent.
+
+        Runs them once on a throwaway two-token document of a tiny model with
+        the same types, so no state here changes.
+        """
+        if self._compiled:
+            return 0.0
+        t0 = time.perf_counter()
+        tiny = self.cfg.replace("model", n_embd=4, n_head=1, n_layer=1, block_size=2)
+        shapes = param_shapes(tiny.model, 3)
+        weights = {n: [[0.01 * (i + j) for j in range(c)] for i in range(r)] for n, (r, c) in shapes.items()}
+        docs = [[2, 0, 2], [2, 1, 2]]
+        for batch in (2, 1):  # the slot path (k > 1) and the direct one (k = 1)
+            probe = FusedBackend(tiny.replace("training", batch_size=batch, grad_accum=1), 3, weights, docs)
+            probe.train_steps(0, 1)
+        probe.eval_loss(docs)
+        probe.next_logits(probe.new_cache(), 2, 0)
+        probe._compiled = self._compiled = True
+        return time.perf_counter() - t0

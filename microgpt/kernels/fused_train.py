@@ -1,0 +1,180 @@
+"""Many optimizer steps in one compiled call: documents, forward, backward, Adam, repeat.
+
+Nothing here touches a Python object: the training documents are one packed
+int32 array `tokens` with `offsets` (document d is tokens[offsets[d]:offsets[d+1]]),
+every buffer is allocated by the caller, and the per-step losses are written
+to `losses`.
+
+Step s trains on documents (s*k + j) % n_docs, j < k (SPEC §2,
+`schedule.step_doc_indices`), k = batch_size * grad_accum. Its loss is the
+mean of the k document losses and its gradient the gradient of that mean.
+With k = 1 the gradient goes straight into `grad`. With k > 1 the documents
+are dealt to S = slot_grads.shape[0] slots (document j to slot j % S), each
+slot sums its documents' gradients in its own buffer, and the slots are added
+in order 0..S-1: the same arithmetic whether the slots run on one thread or
+several (`use_threads`, a prange over slots), so the weights do not depend on
+the thread count.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .fused_layers import JIT, adam_update
+from .fused_model import doc_backward, doc_forward, mat, offsets, slot
+from .fused_simd import matrix_view, skip, take
+
+LINEAR, COSINE, CONSTANT = 0, 1, 2
+SCHEDULES = {"linear": LINEAR, "cosine": COSINE, "constant": CONSTANT}
+
+
+@njit(**JIT)
+def learning_rate(step, lr, schedule, num_steps):
+    """schedule.learning_rate, with the same operations in the same order."""
+    if schedule == LINEAR:
+        return lr * (1 - step / num_steps)
+    if schedule == COSINE:
+        return lr * 0.5 * (1 + math.cos(math.pi * step / num_steps))
+    return lr
+
+
+@njit(**JIT)
+def _transpose_block(wT, w, off, rows, cols):
+    src, dst = mat(w, off, rows, cols), mat(wT, off, cols, rows)
+    for r in range(rows):
+        for c in range(cols):
+            dst[c, r] = src[r, c]
+
+
+@njit(**JIT)
+def refresh_transposed(w, wT, model):
+    """wT = the transpose of every matrix the forward pass multiplies by on the right (adam_step keeps it so)."""
+    C, L = model[1], model[3]
+    for li in range(L):
+        _, _, _, o_qkv, o_wo, o_fc1, o_fc2 = offsets(model, li)
+        _transpose_block(wT, w, o_qkv, 3 * C, C)
+        _transpose_block(wT, w, o_wo, C, C)
+        _transpose_block(wT, w, o_fc1, 4 * C, C)
+        _transpose_block(wT, w, o_fc2, C, 4 * C)
+
+
+@njit(**JIT)
+def _doc_tokens(tokens, offsets_, d, T):
+    """Document d's tokens (a view from its first token on) and its number of positions."""
+    return skip(tokens, offsets_[d]), min(T, offsets_[d + 1] - offsets_[d] - 1)
+
+
+@njit(**JIT)
+def _train_doc(w, wT, g, model, a, tokens, offsets_, d, k):
+    """Forward and backward of document d, its gradient scaled by 1/k added to g; its loss."""
+    tok, n = _doc_tokens(tokens, offsets_, d, model[4])
+    loss = doc_forward(w, wT, model, a, tok, 0, n, True)
+    doc_backward(w, g, model, a, tok, n, a.losses.dtype.type((1.0 / n) * (1.0 / k)))
+    return loss
+
+
+@njit(**JIT)
+def _train_docs(g, a, j, S, w, wT, model, tokens, offsets_, first, k, doc_losses):
+    """Documents j, j+S, j+2S, ... < k of the step whose first document is `first`, their gradients into g."""
+    n_docs = offsets_.shape[0] - 1
+    for i in range(j, k, S):
+        doc_losses[i] = _train_doc(w, wT, g, model, a, tokens, offsets_, (first + i) % n_docs, k)
+
+
+@njit(**JIT)
+def _train_slot(j, w, wT, slot_grads, acts, model, tokens, offsets_, first, k, doc_losses):
+    """Slot j's documents of a step into slot_grads[j] (zeroed first)."""
+    g = take(slot_grads, j)
+    g[:] = 0
+    _train_docs(g, slot(acts, j), j, slot_grads.shape[0], w, wT, model, tokens, offsets_, first, k, doc_losses)
+
+
+@njit(**JIT)
+def _finish_slots(grad, slot_grads, doc_losses):
+    """grad = the slots' gradients added in order; the step's loss = the mean document loss."""
+    grad[:] = take(slot_grads, 0)
+    for j in range(1, slot_grads.shape[0]):
+        grad += take(slot_grads, j)
+    total = 0.0
+    for i in range(doc_losses.shape[0]):
+        total += doc_losses[i]
+    return total * (1.0 / doc_losses.shape[0])
+
+
+@njit(**JIT)
+def adam_step(w, wT, m, v, grad, model, hyper, s):
+    """Adam on every parameter (step s), refreshing the transposed copies the forward pass reads."""
+    lr0, b1, b2, eps, schedule, num_steps = hyper
+    lr = learning_rate(s, lr0, schedule, num_steps)
+    c1, c2 = 1.0 - b1 ** float(s + 1), 1.0 - b2 ** float(s + 1)  # float exponents: C pow(), like Python's
+    V, C, L, T = model[0], model[1], model[3], model[4]
+    o_wte, o_wpe, o_lm, _, _, _, _ = offsets(model, 0)
+    adam_update(w, wT, grad, m, v, o_wte, V, C, False, lr, b1, b2, eps, c1, c2)
+    adam_update(w, wT, grad, m, v, o_wpe, T, C, False, lr, b1, b2, eps, c1, c2)
+    adam_update(w, wT, grad, m, v, o_lm, V, C, False, lr, b1, b2, eps, c1, c2)
+    for li in range(L):
+        _, _, _, o_qkv, o_wo, o_fc1, o_fc2 = offsets(model, li)
+        adam_update(w, wT, grad, m, v, o_qkv, 3 * C, C, True, lr, b1, b2, eps, c1, c2)
+        adam_update(w, wT, grad, m, v, o_wo, C, C, True, lr, b1, b2, eps, c1, c2)
+        adam_update(w, wT, grad, m, v, o_fc1, 4 * C, C, True, lr, b1, b2, eps, c1, c2)
+        adam_update(w, wT, grad, m, v, o_fc2, C, 4 * C, True, lr, b1, b2, eps, c1, c2)
+
+
+@njit(**JIT)
+def train_loop(w, wT, m, v, grad, slot_grads, acts, tokens, offsets_, model, hyper, start, count, k,
+               doc_losses, losses):
+    """Steps start .. start+count-1 on one thread; losses[i] = the loss of step start+i.
+
+    hyper = (learning rate, beta1, beta2, eps, schedule code, num_steps);
+    doc_losses (k,) is scratch. On entry `grad` must be zero (Adam leaves it so).
+    """
+    # one document per step goes straight into grad (one call site: the model is inlined once)
+    grads = matrix_view(grad, 0, 1, grad.shape[0]) if k == 1 else slot_grads
+    S = grads.shape[0]
+    for i in range(count):
+        s = start + i
+        for j in range(S):
+            g = take(grads, j)
+            if k > 1:
+                g[:] = 0
+            _train_docs(g, slot(acts, j), j, S, w, wT, model, tokens, offsets_, s * k, k, doc_losses)
+        losses[i] = doc_losses[0] if k == 1 else _finish_slots(grad, slot_grads, doc_losses)
+        adam_step(w, wT, m, v, grad, model, hyper, s)
+
+
+@njit(parallel=True, **JIT)
+def train_loop_threads(w, wT, m, v, grad, slot_grads, acts, tokens, offsets_, model, hyper, start, count, k,
+                       doc_losses, losses):
+    """`train_loop` for k > 1 with the slots spread over threads: the same arithmetic, so the same numbers.
+
+    Only the prange is parallel: everything else is in helpers compiled without
+    `parallel`, which would otherwise turn their array expressions into more
+    parallel regions.
+    """
+    for i in range(count):
+        s = start + i
+        for j in prange(slot_grads.shape[0]):
+            _train_slot(j, w, wT, slot_grads, acts, model, tokens, offsets_, s * k, k, doc_losses)
+        losses[i] = _finish_slots(grad, slot_grads, doc_losses)
+        adam_step(w, wT, m, v, grad, model, hyper, s)
+
+
+@njit(**JIT)
+def eval_docs(w, wT, model, acts, tokens, offsets_, out):
+    """out[d] = the loss of document d, no gradient."""
+    a = slot(acts, 0)
+    for d in range(offsets_.shape[0] - 1):
+        tok, n = _doc_tokens(tokens, offsets_, d, model[4])
+        out[d] = doc_forward(w, wT, model, a, tok, 0, n, True)
+
+
+@njit(**JIT)
+def forward_at(w, wT, model, acts, tok, pos, logits):
+    """logits[:V] for the token tok[pos] at position pos, positions < pos being in acts' KV cache."""
+    a = slot(acts, 0)
+    doc_forward(w, wT, model, a, tok, pos, pos + 1, False)
+    for c in range(logits.shape[0]):
+        logits[c] = a.logitsT[c, pos]
