@@ -1,0 +1,206 @@
+"""Training speed under every thread setting: backend x dtype x BLAS threads x Numba threads (x threading layer).
+
+    python scripts/thread_sweep.py                           # names and alice, every installed backend
+    python scripts/thread_sweep.py --scenarios names --backends numpy fused -o sweep.json
+    python scripts/thread_sweep.py --quick                   # fewer steps, for a smoke test
+
+Each configuration runs in a fresh process, since BLAS reads its thread count
+when numpy is imported and Numba fixes its threading layer and pool when the
+first parallel function runs. The process is `scripts/benchmark_train.py
+--json` (same documents and learning rates as training, compile time measured
+apart, steps/s from the median step, tokens/s over the timed steps, p10/p50/p90
+of each tenth of the run) with these variables set:
+
+- OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = MKL_NUM_THREADS in {1, 2}: the BLAS
+  threads (all three, so none left over from the shell wins);
+- NUMBA_NUM_THREADS in {1, 2};
+- NUMBA_THREADING_LAYER in {workqueue, omp} (and tbb when installed), only where it
+  can matter: an array backend with 2 Numba threads. Elsewhere the variable is
+  unset, so the backend's own choice (workqueue unless told) applies.
+
+The python backend uses no threads; it runs under every setting anyway (fewer
+steps), which shows the noise floor. It is skipped on T=128 scenarios (about a
+minute per step). The JSON holds the run's metadata (CPU, cores, versions,
+BLAS, git commit) and, per configuration, the environment it ran with and the
+full benchmark_train result, whose metadata says what the process saw
+(thread variables, Numba's thread count and threading layer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from microgpt import perf  # noqa: E402
+from microgpt.backends import REGISTRY, get_backend_class, is_available  # noqa: E402
+from microgpt.config import load_scenario  # noqa: E402
+
+BENCHMARK_TRAIN = os.path.join(ROOT, "scripts", "benchmark_train.py")
+BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+# steps per run (warm-up included) when --steps is not given: enough for >= ~1 s of timed steps
+DEFAULT_STEPS = {("names", "python"): 30, ("names", None): 400, (None, None): 80}
+
+
+def threading_layers() -> list[str]:
+    layers = ["workqueue", "omp"]
+    if importlib.util.find_spec("tbb") is not None:
+        layers.append("tbb")
+    return layers
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python scripts/thread_sweep.py", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scenarios", nargs="+", default=["names", "alice"])
+    p.add_argument("--backends", nargs="+", default=list(REGISTRY), choices=list(REGISTRY))
+    p.add_argument("--dtypes", nargs="+", default=["float64", "float32"], choices=["float64", "float32"])
+    p.add_argument("--blas-threads", nargs="+", type=int, default=[1, 2], help="OMP/OPENBLAS/MKL_NUM_THREADS values")
+    p.add_argument("--numba-threads", nargs="+", type=int, default=[1, 2], help="NUMBA_NUM_THREADS values")
+    p.add_argument("--layers", nargs="+", default=threading_layers(),
+                   help="threading layers tried with more than one Numba thread (default: those installed)")
+    p.add_argument("--steps", type=int, help="steps per run, warm-up included (default: 400 names, 30 python, "
+                   "80 otherwise)")
+    p.add_argument("--warmup", type=int, default=5, help="steps run before timing (default 5)")
+    p.add_argument("--chunk", type=int, default=10, help="steps per train_steps() call (default 10; fused runs "
+                   "a chunk in one compiled call)")
+    p.add_argument("--quick", action="store_true", help="a smoke test: few steps, one BLAS and Numba setting less")
+    p.add_argument("--timeout", type=float, default=900, help="seconds allowed per run (default 900)")
+    p.add_argument("-o", "--output", default="thread_sweep.json", help="JSON output (default thread_sweep.json)")
+    return p
+
+
+def steps_for(args, scenario: str, backend: str) -> int:
+    if args.steps:
+        return args.steps
+    if args.quick:
+        return 12 if backend == "python" else 40
+    return DEFAULT_STEPS.get((scenario, backend)) or DEFAULT_STEPS.get((scenario, None)) or DEFAULT_STEPS[(None, None)]
+
+
+def configurations(args) -> list[dict]:
+    """Every run of the sweep, in order; skipped ones carry the reason."""
+    runs = []
+    for scenario in args.scenarios:
+        block = load_scenario(scenario).model.block_size
+        for backend in args.backends:
+            for dtype in args.dtypes:
+                skip = None
+                if not is_available(backend):
+                    skip = "not installed or not written yet"
+                elif dtype not in get_backend_class(backend).dtypes:
+                    skip = f"no {dtype}"
+                elif backend == "python" and block > 16:
+                    skip = f"about a minute per step at T={block}"
+                for blas in args.blas_threads:
+                    for numba_threads in args.numba_threads:
+                        numba_backend = backend != "python"
+                        layers = args.layers if numba_backend and numba_threads > 1 else [None]
+                        for layer in layers:
+                            runs.append({"scenario": scenario, "backend": backend, "dtype": dtype,
+                                         "blas_threads": blas, "numba_threads": numba_threads,
+                                         "threading_layer": layer, "skipped": skip})
+    return runs
+
+
+def run_env(cfg: dict) -> dict:
+    env = dict(os.environ)
+    for var in BLAS_VARS:
+        env[var] = str(cfg["blas_threads"])
+    env["NUMBA_NUM_THREADS"] = str(cfg["numba_threads"])
+    env.pop("NUMBA_THREADING_LAYER", None)
+    if cfg["threading_layer"]:
+        env["NUMBA_THREADING_LAYER"] = cfg["threading_layer"]
+    return env
+
+
+def data_path(scenario: str, scratch: str) -> tuple[str, str]:
+    """The real data file if one is found, else a synthetic one written to `scratch`; (path, what)."""
+    cfg = load_scenario(scenario)
+    path = perf.find_data_file(cfg)
+    if path:
+        return path, path
+    return perf.write_synthetic_data(cfg, os.path.join(scratch, scenario)), perf.SYNTHETIC_SOURCE
+
+
+def run_one(cfg: dict, args, data: str, scratch: str) -> dict:
+    out = os.path.join(scratch, "result.json")
+    if os.path.exists(out):
+        os.remove(out)
+    steps = steps_for(args, cfg["scenario"], cfg["backend"])
+    cmd = [sys.executable, BENCHMARK_TRAIN, "--scenario", cfg["scenario"], "--backend", cfg["backend"],
+           "--dtype", cfg["dtype"], "--steps", str(steps), "--warmup", str(min(args.warmup, steps - 1)),
+           "--chunk", str(args.chunk), "--data", data, "--json", out]
+    env = run_env(cfg)
+    record = {"config": cfg, "command": cmd[1:],
+              "env": {var: env.get(var) for var in perf.THREAD_VARS}}
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        record["error"] = f"timed out after {args.timeout:.0f} s"
+        return record
+    record["process_s"] = time.perf_counter() - t0
+    if proc.returncode != 0 or not os.path.exists(out):
+        record["error"] = (proc.stderr.strip() or proc.stdout.strip())[-2000:] or f"exit code {proc.returncode}"
+        return record
+    with open(out, encoding="utf-8") as f:
+        record["result"] = json.load(f)
+    return record
+
+
+def describe(cfg: dict) -> str:
+    layer = f" {cfg['threading_layer']}" if cfg["threading_layer"] else ""
+    return (f"{cfg['scenario']:7s} {cfg['backend']:13s} {cfg['dtype']:7s} blas={cfg['blas_threads']} "
+            f"numba={cfg['numba_threads']}{layer}")
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.quick:
+        args.blas_threads = args.blas_threads[:1]
+    if not os.path.exists(BENCHMARK_TRAIN):
+        print(f"error: {BENCHMARK_TRAIN} is missing", file=sys.stderr)
+        return 1
+    runs = configurations(args)
+    todo = [r for r in runs if not r["skipped"]]
+    print(f"{len(todo)} runs ({len(runs) - len(todo)} skipped), one process each", flush=True)
+    records = []
+    with tempfile.TemporaryDirectory(prefix="microgpt-sweep-") as scratch:
+        data = {s: data_path(s, scratch) for s in args.scenarios}
+        for i, cfg in enumerate(runs):
+            if cfg["skipped"]:
+                records.append({"config": cfg})
+                continue
+            path, source = data[cfg["scenario"]]
+            record = run_one(cfg, args, path, scratch)
+            record["data"] = source
+            records.append(record)
+            if "result" in record:
+                r = record["result"]
+                print(f"[{i + 1}/{len(runs)}] {describe(cfg)}: {r['steps_per_s']:10,.1f} steps/s "
+                      f"{r['tokens_per_s']:12,.0f} tokens/s  (compile {r['compile_s']:.1f} s, "
+                      f"layer {r.get('numba_threading_layer')})", flush=True)
+            else:
+                print(f"[{i + 1}/{len(runs)}] {describe(cfg)}: FAILED: {record['error'].splitlines()[-1]}",
+                      flush=True)
+    out = {"kind": "microgpt-thread-sweep", "version": 1, "metadata": perf.run_metadata(),
+           "settings": {k: v for k, v in vars(args).items() if k != "output"}, "runs": records}
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w", encoding="utf-8") as f:
+        json.dump(out, f, indent=1)
+    failed = sum(1 for r in records if "error" in r)
+    print(f"wrote {args.output} ({len(todo) - failed} runs, {failed} failed)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""One training step per backend x dtype (names), timed by pytest-benchmark and checked against the python backend.
+
+Before anything is timed, each backend's first three losses are compared with
+the python backend's on the same documents and weights (the reference
+arithmetic, itself checked against the reference microgpt in tests/golden).
+The timed call then trains on: steps 3, 4, ... (wrapping before the schedule's end,
+where the learning rate reaches 0); every loss must stay finite.
+Compile time is spent before the timing starts (`compile()`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from microgpt.backends import get_backend_class, is_available
+from microgpt.perf import bench_experiment, flops_for_docs, step_positions
+
+ARRAY_BACKENDS = ["numpy", "numpy_batched", "fused"]
+# float64 backends follow the reference's order of operations closely; float32 rounds every op
+LOSS_TOL = {"float64": 1e-9, "float32": 2e-4}
+REF_STEPS = 3
+
+
+@pytest.fixture(scope="module")
+def python_losses():
+    exp = bench_experiment("names", "float64", num_steps=1000)
+    return exp.make_backend("python").train_steps(0, REF_STEPS)
+
+
+def make(backend, dtype):
+    if not is_available(backend):
+        pytest.skip(f"backend {backend!r} is not installed or not written yet")
+    if dtype not in get_backend_class(backend).dtypes:
+        pytest.skip(f"backend {backend!r} has no {dtype}")
+    exp = bench_experiment("names", dtype, num_steps=1000)
+    be = exp.make_backend(backend)
+    be.compile()
+    return exp, be
+
+
+def timed_step(benchmark, exp, be, backend, dtype):
+    horizon = exp.cfg.training.num_steps
+    count = iter(range(10 ** 9))
+    done, losses = [], []
+
+    def next_step():
+        step = REF_STEPS + next(count) % (horizon - REF_STEPS)
+        losses.extend(be.train_steps(step, 1))
+        done.append(step)
+
+    benchmark.group = "train_step-names"
+    benchmark(next_step)
+    assert losses and all(math.isfinite(x) and 0 <= x < 10 for x in losses)
+    # the mean work of the steps that ran, for GFLOP/s in microgpt.report
+    positions = [n for s in done for n in step_positions(exp, s, 1)]
+    model, V = exp.cfg.model, exp.tokenizer.vocab_size
+    benchmark.extra_info.update({"backend": backend, "dtype": dtype, "scenario": "names",
+                                 "tokens": sum(positions) / len(done),
+                                 "flops": flops_for_docs(model, V, positions) / len(done)})
+
+
+def test_python_step(benchmark, python_losses):
+    exp, be = make("python", "float64")
+    # the reference run's first losses (tests/golden/names_seed42.json) when the real names.txt is here
+    if exp.dataset.source.endswith("names.txt"):
+        assert [round(x, 4) for x in python_losses] == [3.3660, 3.4243, 3.1778]
+    assert be.train_steps(0, REF_STEPS) == python_losses
+    timed_step(benchmark, exp, be, "python", "float64")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("backend", ARRAY_BACKENDS)
+def test_array_backend_step(benchmark, python_losses, backend, dtype):
+    exp, be = make(backend, dtype)
+    losses = be.train_steps(0, REF_STEPS)
+    assert losses == pytest.approx(python_losses, rel=LOSS_TOL[dtype], abs=LOSS_TOL[dtype])
+    timed_step(benchmark, exp, be, backend, dtype)
