@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -11,13 +12,25 @@ from .errors import MicrogptError
 
 
 def run_main(main, argv=None) -> int:
-    """Run `main(argv)`; a MicrogptError becomes one line on stderr and exit code 1."""
+    """Run `main(argv)`; a MicrogptError becomes one line on stderr and exit code 1.
+
+    Ctrl-C outside the training loop (which saves first, see train.StopSignal) exits 130 with one
+    line; a closed pipe (`... | head`) ends the output quietly.
+    """
     try:
         return main(argv) or 0
     except MicrogptError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # e.g. `... | head`
+        # the interpreter flushes stdout again at exit; point it at /dev/null so that flush cannot fail
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
         return 0
 
 

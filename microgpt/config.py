@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,6 +127,20 @@ class Config:
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig, "sampling": SamplingConfig}
 
 
+def preview(value, limit: int = 60) -> str:
+    """A value as JSON on one line, cut to `limit` characters, for error messages (never raises)."""
+    try:
+        text = json.dumps(value, allow_nan=True)  # ASCII only: no newline or control character gets through
+    except (ValueError, TypeError, RecursionError):  # overlong ints, deep nesting
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def show_key(key) -> str:
+    """A key as written in a message: bare when it reads as a name, else quoted and escaped."""
+    return key if isinstance(key, str) and key.isidentifier() and len(key) <= 40 else preview(key, 40)
+
+
 def _type_name(types) -> str:
     names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list", type(None): "null"}
     return " or ".join(dict.fromkeys(names[t] for t in types))
@@ -136,25 +151,25 @@ def _check_value(value, spec, where):
     # bool is an int in Python; JSON true is never a valid number here
     ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
     if not ok:
-        raise ConfigError(f"{where}: expected {_type_name(types)}, got {json.dumps(value)[:60]}")
+        raise ConfigError(f"{where}: expected {_type_name(types)}, got {preview(value)}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{where}: must be a finite number, got {value}")
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
-        raise ConfigError(f"{where}: {value} is too large")
+        raise ConfigError(f"{where}: {preview(value, 30)} is too large")
     check = spec.metadata["check"]
     if check is not None and value is not None:
         problem = check(value)
         if problem:
-            raise ConfigError(f"{where}: {problem}, got {json.dumps(value)[:60]}")
+            raise ConfigError(f"{where}: {problem}, got {preview(value)}")
 
 
 def _build_section(cls, raw, prefix):
     if not isinstance(raw, dict):
-        raise ConfigError(f"{prefix}: expected an object, got {json.dumps(raw)[:60]}")
+        raise ConfigError(f"{prefix}: expected an object, got {preview(raw)}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in raw:
         if key not in fields:
-            raise ConfigError(f"{prefix}.{key}: unknown key (known: {', '.join(fields)})")
+            raise ConfigError(f"{prefix}.{show_key(key)}: unknown key (known: {', '.join(fields)})")
     values = {}
     for name, spec in fields.items():
         if name in raw:
@@ -178,13 +193,15 @@ def _config_from_dict(raw, source):
     known = {"name", "description", *SECTIONS}
     for key in raw:
         if key not in known:
-            raise ConfigError(f"{key}: unknown key (known: {', '.join(sorted(known))})")
+            raise ConfigError(f"{show_key(key)}: unknown key (known: {', '.join(sorted(known))})")
     for key in ("name", "description"):
         if key in raw and not isinstance(raw[key], str):
-            raise ConfigError(f"{key}: expected a string, got {json.dumps(raw[key])[:60]}")
+            raise ConfigError(f"{key}: expected a string, got {preview(raw[key])}")
     name = raw.get("name", "custom")
-    if not name or any(c in name for c in "/\\") or name in (".", ".."):
-        raise ConfigError(f"name: {name!r} cannot be used as a folder name under models/")
+    if (not name or any(c in name for c in "/\\") or name in (".", "..") or not _plain_text(name)
+            or len(name) > 100):
+        raise ConfigError(f"name: {preview(name)} cannot be used as a folder name under models/ "
+                          "(1 to 100 printable characters, no / or \\)")
     sections = {key: _build_section(cls, raw.get(key, {}), key) for key, cls in SECTIONS.items()}
     cfg = Config(name=name, description=raw.get("description", ""), source=source, **sections)
     _check_relations(cfg)
@@ -202,33 +219,50 @@ def _check_relations(cfg: Config):
             raise ConfigError(f"data.chunk_overlap: must be < chunk_size ({d.chunk_size}), got {d.chunk_overlap}")
     elif d.chunk_size is not None:
         raise ConfigError("data.chunk_size: only used with format 'chunks'")
-    if not d.file or os.path.basename(d.file) != d.file:
-        raise ConfigError(f"data.file: must be a plain file name, got {d.file!r} (use --data PATH for a path)")
+    if not d.file or os.path.basename(d.file) != d.file or d.file in (".", "..") or not _plain_text(d.file):
+        raise ConfigError(f"data.file: must be a plain file name, got {preview(d.file)} (use --data PATH for a path)")
     for i, url in enumerate(d.urls):
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise ConfigError(f"data.urls[{i}]: expected an http(s) URL, got {json.dumps(url)[:60]}")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")) or not _plain_text(url):
+            raise ConfigError(f"data.urls[{i}]: expected an http(s) URL, got {preview(url)}")
     if d.sha256 is not None and (len(d.sha256) != 64 or any(c not in "0123456789abcdef" for c in d.sha256)):
         raise ConfigError("data.sha256: expected 64 lowercase hex digits or null")
     if cfg.sampling.max_tokens is not None and cfg.sampling.max_tokens < 0:
         raise ConfigError("sampling.max_tokens: must be >= 0 or null")
 
 
+def _plain_text(text: str) -> bool:
+    """Printable, and encodable (no lone surrogate): safe in a file name, a URL and a message."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return text.isprintable()
+
+
 def load_config(path: str) -> Config:
     """Read and validate a JSON config file. Raises ConfigError naming the file."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # a byte-order mark, as some editors write, is allowed
             text = f.read()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read: {e}") from None
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: JSON nested too deeply") from None
+    raw = parse_json(text, path, ConfigError)
     return config_from_dict(raw, path)
+
+
+def parse_json(text: str, path: str, error: type) -> Any:
+    """json.loads, with every way it can fail turned into `error` naming `path`."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise error(f"{path}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise error(f"{path}: JSON nested too deeply to read") from None
+    except ValueError:  # Python refuses to read an integer of more than 4300 digits
+        digits = max(len(m) for m in re.findall(r"\d+", text))
+        raise error(f"{path}: holds a number of {digits} digits, too long to read") from None
 
 
 def scenario_names() -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import sys
 
@@ -32,9 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of the sampling RNG (default: continue the training run's "
                    "stream, as the training command's samples do)")
     p.add_argument("--no-stop-at-bos", action="store_true", help="keep going past BOS (shown as a newline)")
-    p.add_argument("--max-tokens", type=int, metavar="N", help="at most N new tokens per sample")
+    p.add_argument("--max-tokens", type=int, metavar="N", help="at most N new tokens per sample (not with --chain)")
     p.add_argument("--chain", action="store_true", help="generate past the context: feed the last block_size-1 "
-                   "characters back as the next prompt, up to --max-chars")
+                   "characters back as the next prompt, up to --max-chars (printed as it comes; Ctrl-C stops it)")
     p.add_argument("--max-chars", type=int, default=500, metavar="N", help="length of a --chain text (default 500)")
     p.add_argument("--backend", "-b", choices=BACKENDS, default="auto",
                    help="backend that computes the logits (default auto: fused when numba is installed)")
@@ -58,8 +59,10 @@ def main(argv=None) -> int:
         value = getattr(args, flag)
         if value is not None and value < 0:
             raise MicrogptError(f"--{flag.replace('_', '-')} must be >= 0, got {value}")
-    if args.temperature is not None and not args.temperature >= 0:
-        raise MicrogptError(f"--temperature must be >= 0 (0 is greedy), got {args.temperature}")
+    if args.chain and args.max_tokens is not None:
+        raise MicrogptError("--max-tokens limits each sample; a --chain text is limited by --max-chars")
+    if args.temperature is not None and not 0 <= args.temperature < math.inf:
+        raise MicrogptError(f"--temperature must be a finite number >= 0 (0 is greedy), got {args.temperature}")
     tokenizer = Tokenizer(ckpt.uchars)
     prompt = tokenizer.encode(args.prompt)
     s = ckpt.config.sampling

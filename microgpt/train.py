@@ -87,8 +87,18 @@ def make_checkpoint(exp: Experiment, backend, step: int) -> Checkpoint:
                       backend.name, exp.cfg.training.dtype, state)
 
 
-def train(exp: Experiment, backend, start: int, stop: int, args, signals: StopSignal) -> tuple[int, list[float]]:
-    """Steps start..stop-1, printing progress; returns the steps done and their losses."""
+def _broke_down(e: BaseException) -> bool:
+    """Arithmetic that failed on absurd numbers (overflow, log/sqrt of a bad value), not a bug elsewhere."""
+    return isinstance(e, ArithmeticError) or (isinstance(e, ValueError) and "math domain error" in str(e))
+
+
+def train(exp: Experiment, backend, start: int, stop: int, args, signals: StopSignal,
+          kept: str = "") -> tuple[int, list[float]]:
+    """Steps start..stop-1, printing progress; returns the steps done and their losses.
+
+    A NaN or infinite loss (or arithmetic that overflows on the way to one) raises TrainingDiverged
+    naming the step; `kept` says what happened to the checkpoint file, for that message.
+    """
     total = exp.cfg.training.num_steps
     progress = Progress(total, start, args.log_every, quiet=args.quiet)
     losses: list[float] = []
@@ -98,19 +108,53 @@ def train(exp: Experiment, backend, start: int, stop: int, args, signals: StopSi
         # run up to the next line to print, in chunks of ~0.1 s so signals are seen promptly
         target = min(stop, progress.next_stop(step + 1), step + chunk)
         t0 = time.perf_counter()
-        chunk_losses = backend.train_steps(step, target - step)
+        try:
+            chunk_losses = backend.train_steps(step, target - step)
+        except (ArithmeticError, ValueError) as e:
+            if not _broke_down(e):
+                raise
+            progress.close()
+            where = f"step {step + 1}" if target - step == 1 else f"steps {step + 1}-{target}"
+            raise TrainingDiverged(f"the arithmetic overflowed ({e}) at {where}; stopped without saving{kept} "
+                                   "(lower training.learning_rate?)") from None
         dt = time.perf_counter() - t0
         for i, loss in enumerate(chunk_losses):
             if not math.isfinite(loss):
                 progress.close()
-                raise TrainingDiverged(f"the loss became {loss} at step {step + i + 1}; stopped without saving "
-                                       "(lower training.learning_rate?)")
+                raise TrainingDiverged(f"the loss became {loss} at step {step + i + 1}; stopped without saving"
+                                       f"{kept} (lower training.learning_rate?)")
         losses += chunk_losses
         step = target
         progress.update(step, f"loss {chunk_losses[-1]:.4f}")
         chunk = max(1, min(10_000, int(chunk * min(4.0, 0.1 / max(dt, 1e-6)))))
     progress.close()
     return step, losses
+
+
+def resume_backend(exp: Experiment, resumed: Checkpoint, path: str):
+    """A backend holding the checkpoint's weights and Adam moments, `exp.rng` at its position; and its step.
+
+    Refuses a checkpoint that would silently continue another run: other data (vocabulary or
+    file contents) or another seed (another shuffle).
+    """
+    if resumed.uchars != exp.tokenizer.uchars:
+        raise CheckpointError(f"{path}: its vocabulary differs from this data's; resume with the same data")
+    recorded = resumed.dataset.get("sha256")
+    if isinstance(recorded, str) and recorded != exp.dataset.sha256:
+        source = resumed.dataset.get("source")
+        raise CheckpointError(f"{path}: was trained on other data ({source}, sha256 {recorded[:12]}...) than "
+                              f"{exp.dataset.source}; resume with the same --data")
+    saved_seed = resumed.config.training.seed
+    if exp.cfg.training.seed != saved_seed:
+        raise MicrogptError(f"--seed {exp.cfg.training.seed}: {path} was trained with seed {saved_seed}, which "
+                            "fixes its document order; a resumed run keeps it (leave out --seed)")
+    exp.weights = resumed.weights
+    state = resumed.train_state
+    if state.get("rng_state"):
+        exp.rng.setstate(checkpoint.rng_state_from_json(state["rng_state"]))
+    backend = exp.make_backend()
+    backend.set_adam(state["adam_m"], state["adam_v"])
+    return backend, state["step"]
 
 
 def main(argv=None) -> int:
@@ -138,43 +182,53 @@ def main(argv=None) -> int:
     print(f"num params: {exp.num_params}")
     start = 0
     if resumed is not None:
-        if resumed.uchars != exp.tokenizer.uchars:
-            raise CheckpointError(f"{output}: its vocabulary differs from this data's; resume with the same data")
-        exp.weights = resumed.weights
-        start = resumed.train_state["step"]
-        if resumed.train_state.get("rng_state"):
-            exp.rng.setstate(checkpoint.rng_state_from_json(resumed.train_state["rng_state"]))
-    backend = exp.make_backend()
-    if resumed is not None:
-        backend.set_adam(resumed.train_state["adam_m"], resumed.train_state["adam_v"])
+        backend, start = resume_backend(exp, resumed, output)
+    else:
+        backend = exp.make_backend()
     total = cfg.training.num_steps
     stop = min(total, args.stop_after) if args.stop_after else total
+    if start > total:
+        raise MicrogptError(f"--steps {total}: {output} is already at step {start}; give a larger --steps "
+                            "to train further")
+    if args.stop_after is not None and args.stop_after <= start < total:
+        raise MicrogptError(f"--stop-after {args.stop_after}: {output} is already at step {start}; "
+                            "give a later step")
     if not args.quiet:
         t = cfg.training
         print(f"backend: {backend.name} ({t.dtype}), {t.batch_size} doc(s) x {t.grad_accum} accumulation per step, "
               f"{len(exp.train_tokens)} train / {len(exp.val_tokens)} val docs, data: {exp.dataset.source}")
-        if start:
+        if 0 < start < total:
             print(f"resuming from step {start} of {total} ({output})")
     compile_s = backend.compile()
     if compile_s > 0.05 and not args.quiet:
         print(f"compiled in {compile_s:.2f} s (not counted below)")
 
+    kept = f"; {output} is as it was" if os.path.exists(output) else ""
     t0 = time.perf_counter()
     with StopSignal() as signals:
-        step, losses = train(exp, backend, start, stop, args, signals)
-        elapsed = time.perf_counter() - t0
-        if step > start or resumed is None:
-            checkpoint.save(output, make_checkpoint(exp, backend, step))
+        try:
+            step, losses = train(exp, backend, start, stop, args, signals, kept)
+            elapsed = time.perf_counter() - t0
+            if step > start or resumed is None:
+                checkpoint.save(output, make_checkpoint(exp, backend, step))
+        except KeyboardInterrupt:  # a second signal: stop at once; a save it cut short left the old file whole
+            signum = signals.signum or signal.SIGINT
+            where = f"{output} holds the last completed save" if os.path.exists(output) else "nothing was saved"
+            print(f"{signal.Signals(signum).name} again: stopped at once; {where}", file=sys.stderr)
+            return 128 + signum
     if signals.signum is not None:
-        name = "SIGINT" if signals.signum == signal.SIGINT else "SIGTERM"
+        name = signal.Signals(signals.signum).name
         print(f"{name}: stopped after step {step} of {total}; saved {output} "
               f"(continue with --resume)", file=sys.stderr)
         return 128 + signals.signum
+    if step == start and resumed is not None:
+        print(f"already trained {step} of {total} steps ({output}); nothing to resume")
     steps_done = step - start
     if steps_done:
         print(f"trained {steps_done} steps in {format_duration(elapsed)} ({elapsed:.2f} s, "
               f"{steps_done / elapsed:.1f} steps/s); final loss {losses[-1]:.4f}")
-    print(f"saved {output}")
+    if step > start or resumed is None:
+        print(f"saved {output}")
     if step < total:
         print(f"stopped after step {step} of {total}; continue with --resume")
         return 0

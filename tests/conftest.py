@@ -54,3 +54,10 @@ def tiny_config_dict(**model) -> dict:
     m.update(model)
     return {"name": "tiny", "data": {"file": "names.txt", "format": "lines"}, "model": m,
             "training": {"num_steps": 5, "backend": "python"}, "sampling": {"num_samples": 2}}
+
+
+def pytest_configure(config):
+    # pyproject's addopts has --benchmark-disable (benchmarks run once, as tests); an explicit
+    # --benchmark-only asks for timing, so turn them back on (pytest-benchmark refuses both otherwise)
+    if config.getoption("benchmark_only", default=False):
+        config.option.benchmark_enable = True

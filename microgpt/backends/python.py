@@ -25,6 +25,8 @@ def _exp(x):
 
 
 def _log(x):
+    if _data(x) <= 0:  # a probability that underflowed to 0: its loss is inf (training stops), never log(0)
+        return Value(-math.inf, (x,), (math.inf,)) if isinstance(x, Value) else -math.inf
     return x.log() if isinstance(x, Value) else math.log(x)
 
 

@@ -1,0 +1,160 @@
+"""What the reliability tests share: a tiny data set and config, real subprocesses, output parsing.
+
+The data are generated here (a few hundred made-up names from a seeded RNG) so that these tests
+need neither the network nor ../shared/data, and so that the python backend trains at ~100 steps/s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+
+from conftest import ROOT, tiny_config_dict
+
+from microgpt.backends import REGISTRY, get_backend_class, is_available
+
+LOSS_LINE = re.compile(r"^step +(\d+) / +(\d+) \| loss (\S+) \|", re.M)
+SAMPLE_LINE = re.compile(r"^sample +\d+: (.*)$", re.M)
+
+
+def printed_losses(stdout: str) -> list[tuple[int, str]]:
+    """(step, loss as printed) for every progress line; the text, so that comparisons are exact."""
+    return [(int(step), loss) for step, _, loss in LOSS_LINE.findall(stdout)]
+
+
+def write_names(path, n: int = 300, seed: int = 1) -> str:
+    """n made-up lowercase names, one per line: a small, fixed training set."""
+    rng = random.Random(seed)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    names = ["".join(rng.choice(letters) for _ in range(rng.randint(2, 7))) for _ in range(n)]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(names) + "\n")
+    return str(path)
+
+
+def small_config_dict(num_steps: int = 200, **training) -> dict:
+    """tiny_config_dict made smaller still (C=2, 2 heads, T=4): ~250 python steps/s on a busy core."""
+    d = tiny_config_dict(n_embd=2, n_head=2, block_size=4)
+    d["training"].update(num_steps=num_steps, **training)
+    d["sampling"] = {"num_samples": 3, "temperature": 0.5}
+    return d
+
+
+def write_config(path, d: dict) -> str:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(d, f)
+    return str(path)
+
+
+def backend_params():
+    """Every registered backend, skipped (with the reason) until its module exists and imports."""
+    import pytest
+
+    out = []
+    for name in REGISTRY:
+        reason = None
+        if not is_available(name):
+            reason = f"backend {name!r}: module or dependencies not present yet"
+        else:
+            try:
+                get_backend_class(name)
+            except Exception as e:  # a backend being written may not import yet: report, do not hide
+                reason = f"backend {name!r} does not import: {type(e).__name__}: {e}"
+        marks = [pytest.mark.skip(reason=reason)] if reason else []
+        out.append(pytest.param(name, marks=marks, id=name))
+    return out
+
+
+def backend_dtype_params():
+    """(backend, dtype) for every dtype each available backend declares."""
+    import pytest
+
+    out = []
+    for p in backend_params():
+        name = p.values[0]
+        dtypes = ("float64",)
+        if not p.marks:
+            dtypes = get_backend_class(name).dtypes
+        for dtype in dtypes:
+            out.append(pytest.param(name, dtype, marks=p.marks, id=f"{name}-{dtype}"))
+    return out
+
+
+def cli_env(extra: dict | None = None) -> dict:
+    """The environment run_cli gives a subprocess (the repository importable), for Popen."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra or {})
+    return env
+
+
+def popen_cli(args: list[str], cwd: str | None = None, **kw) -> subprocess.Popen:
+    """Start `python <args>` like conftest.run_cli, but without waiting (to signal or kill it)."""
+    return subprocess.Popen([sys.executable, *args], cwd=cwd or ROOT, env=cli_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+class LineReader:
+    """Collects a pipe's lines on a thread, so a test can wait for one without blocking on the pipe."""
+
+    def __init__(self, stream):
+        import threading
+
+        self.lines: list[str] = []
+        self.changed = threading.Condition()
+        self.thread = threading.Thread(target=self._run, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _run(self, stream):
+        for line in stream:
+            with self.changed:
+                self.lines.append(line)
+                self.changed.notify_all()
+        with self.changed:
+            self.lines.append(None)  # end of stream
+            self.changed.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float = 60.0) -> str:
+        """The first line matching `pattern` (a regex), waiting for it up to `timeout` seconds."""
+        rx = re.compile(pattern)
+        with self.changed:
+            ok = self.changed.wait_for(lambda: any(l is None or rx.search(l) for l in self.lines), timeout)
+            hit = next((l for l in self.lines if l is not None and rx.search(l)), None)
+        if not ok or hit is None:
+            raise AssertionError(f"no line matching {pattern!r} within {timeout} s; got: {self.snapshot()[-2000:]}")
+        return hit
+
+    def snapshot(self) -> str:
+        with self.changed:
+            return "".join(l for l in self.lines if l is not None)
+
+    def text(self, timeout: float = 60.0) -> str:
+        """Everything read so far (after the stream closed, once `timeout` allows the thread to finish)."""
+        self.thread.join(timeout)
+        return self.snapshot()
+
+
+def read_json(path) -> dict:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+# -- hypothesis settings ----------------------------------------------------------------------------
+# The default run keeps every property test fast; `MICROGPT_HYPOTHESIS_PROFILE=ci-long` runs 25x more
+# examples of each (explicit settings, so other tests' hypothesis settings are left alone).
+
+def _profiles():
+    from hypothesis import HealthCheck, settings
+
+    quick = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    settings.register_profile("reliability-default", max_examples=200, **quick)
+    settings.register_profile("ci-long", max_examples=5000, **quick)
+    name = os.environ.get("MICROGPT_HYPOTHESIS_PROFILE", "reliability-default")
+    return settings.get_profile(name)
+
+
+FUZZ = _profiles()

@@ -1,0 +1,210 @@
+"""Generation at its limits: empty and over-long prompts, temperature 0 and below, -n 0, --max-tokens 0,
+and --chain with a huge --max-chars (streamed, memory bounded, stopped by Ctrl-C or a closed pipe).
+"""
+
+import os
+import random
+import re
+import signal
+import tracemalloc
+
+import pytest
+
+from conftest import run_cli, tiny_config_dict
+from reliability_support import popen_cli, write_config, write_names
+
+from microgpt import checkpoint, generate
+from microgpt.cli import run_main
+from microgpt.data import Tokenizer
+from microgpt.sampling import sample, sample_chain
+
+T = 8  # the test model's block_size: a prompt holds at most 7 characters
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    d = tmp_path_factory.mktemp("generation")
+    cfg = tiny_config_dict(block_size=T)
+    cfg["training"]["num_steps"] = 20
+    cfg["sampling"] = {"num_samples": 4, "temperature": 1.0}
+    out = d / "model.json"
+    r = run_cli(["-m", "microgpt.train", "--config", write_config(d / "gen.json", cfg), "--data",
+                 write_names(d / "names.txt"), "--num-samples", "0", "-o", str(out)])
+    assert r.returncode == 0, r.stderr
+    return str(out)
+
+
+def gen(model, capsys, *args):
+    """generate in-process, as the command line runs it: (exit code, stdout, stderr)."""
+    code = run_main(generate.main, ["--model", model, "--backend", "python", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def samples(stdout):
+    return re.findall(r"^sample +\d+: (.*)$", stdout, re.M)
+
+
+@pytest.fixture(scope="module")
+def loaded(model):
+    ck = checkpoint.load(model)
+    return generate.load_backend(ck, "python"), Tokenizer(ck.uchars)
+
+
+def test_empty_prompt_is_no_prompt(model, capsys):
+    a = gen(model, capsys, "-i", "", "--seed", "3", "-n", "5")
+    b = gen(model, capsys, "--seed", "3", "-n", "5")
+    assert a == b and a[0] == 0 and len(samples(a[1])) == 5
+
+
+def test_prompt_that_fills_the_context_gets_at_most_one_character(model, capsys):
+    code, out, _ = gen(model, capsys, "-i", "abcdefg", "--seed", "1", "-n", "6")
+    assert code == 0
+    got = samples(out)
+    assert len(got) == 6 and all(s.startswith("abcdefg") and len(s) <= T for s in got), got
+
+
+def test_prompt_longer_than_the_context_is_an_error_unless_chained(model, capsys):
+    code, out, err = gen(model, capsys, "-i", "abcdefgh")
+    assert (code, out) == (1, "")
+    assert err == "error: the prompt has 8 characters but the context holds 7; shorten it or use --chain\n"
+    code, out, err = gen(model, capsys, "-i", "abcdefghijklmnop", "--chain", "--max-chars", "30",
+                         "--no-stop-at-bos", "--seed", "2")
+    assert code == 0 and err == ""
+    assert out.startswith("abcdefghijklmnop") and len(out.rstrip("\n")) == 16 + 30
+
+
+def test_chain_prompts_with_the_whole_prompt_when_it_fits(loaded):
+    """A prompt shorter than the context is kept whole (it once lost its start past half the context)."""
+    backend, tok = loaded
+    prompt = tok.encode("abcdef")  # BOS + 6 characters: room for 2 more
+    alone = sample(backend, random.Random(9), prompt, 1.0, stop_at_bos=False)
+    chained = sample_chain(backend, random.Random(9), prompt, 1.0, len(alone), stop_at_bos=False)
+    assert chained == alone and len(alone) == 2
+    long_prompt = tok.encode("zyxwvutsabcdef")  # only the last 7 characters fit
+    assert (sample_chain(backend, random.Random(4), long_prompt, 1.0, 40, stop_at_bos=False)
+            == sample_chain(backend, random.Random(4), long_prompt[-7:], 1.0, 40, stop_at_bos=False))
+
+
+def argmax_decode(backend, prompt, limit):
+    """Greedy decoding written out independently: the first largest logit, until BOS or the context is full."""
+    cache = backend.new_cache()
+    context = [backend.bos] + prompt
+    for pos, tok in enumerate(context[:-1]):
+        backend.next_logits(cache, tok, pos)
+    out, tok, pos = [], context[-1], len(context) - 1
+    while len(out) < limit:
+        logits = backend.next_logits(cache, tok, pos)
+        tok = logits.index(max(logits))
+        if tok == backend.bos:
+            break
+        out.append(tok)
+        pos += 1
+    return out
+
+
+def test_temperature_zero_is_greedy_and_deterministic(model, capsys, loaded):
+    backend, tok = loaded
+    runs = [gen(model, capsys, "-t", "0", "-n", "3", "--seed", seed, "-i", "a") for seed in ("1", "2")]
+    assert runs[0] == runs[1] and runs[0][0] == 0
+    got = samples(runs[0][1])
+    expected = "a" + tok.decode(argmax_decode(backend, tok.encode("a"), T - 1))
+    assert got == [expected] * 3
+    rng = random.Random(1)
+    state = rng.getstate()
+    sample(backend, rng, [], 0.0)
+    assert rng.getstate() == state  # greedy draws nothing
+
+
+@pytest.mark.parametrize("value, message", [
+    ("-1", "--temperature must be a finite number >= 0 (0 is greedy), got -1.0"),
+    ("-1e-300", "got -1e-300"),
+    ("nan", "got nan"),
+    ("inf", "got inf"),
+])
+def test_bad_temperature_is_an_error(model, capsys, value, message):
+    code, out, err = gen(model, capsys, f"--temperature={value}")  # argparse reads "-1e-300" as an option
+    assert (code, out) == (1, "") and err.startswith("error: ") and message in err
+
+
+def test_tiny_positive_temperature_is_as_greedy(model, capsys):
+    assert gen(model, capsys, "-t", "1e-300", "-n", "2", "--seed", "5")[1] == gen(model, capsys, "-t", "0",
+                                                                                  "-n", "2")[1]
+
+
+def test_zero_samples_and_zero_tokens(model, capsys):
+    assert gen(model, capsys, "-n", "0") == (0, "", "")
+    assert gen(model, capsys, "-n", "0", "--chain") == (0, "", "")
+    code, out, err = gen(model, capsys, "--max-tokens", "0", "-n", "3", "-i", "ab")
+    assert code == 0 and samples(out) == ["ab", "ab", "ab"]
+    assert gen(model, capsys, "--chain", "--max-chars", "0", "-i", "ab") == (0, "ab\n", "")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-n", "-1"], "--num-samples must be >= 0, got -1"),
+    (["--max-tokens", "-1"], "--max-tokens must be >= 0, got -1"),
+    (["--max-chars", "-5", "--chain"], "--max-chars must be >= 0, got -5"),
+    (["--chain", "--max-tokens", "5"], "--max-tokens limits each sample; a --chain text is limited by --max-chars"),
+])
+def test_negative_counts_are_errors(model, capsys, args, message):
+    assert gen(model, capsys, *args) == (1, "", f"error: {message}\n")
+
+
+class _CountingBackend:
+    """Just enough of a backend for sample_chain: fixed logits, no BOS ever wins."""
+
+    class cfg:
+        class model:
+            block_size = T
+
+    bos = 3
+
+    def new_cache(self):
+        return None
+
+    def next_logits(self, cache, token, pos):
+        return [0.0, 0.1, 0.2, -50.0]
+
+
+def test_chain_memory_does_not_grow_with_its_length():
+    def peak(n):
+        received = [0]
+
+        def count(ids):
+            received[0] += len(ids)
+
+        tracemalloc.start()
+        sample_chain(_CountingBackend(), random.Random(0), [], 1.0, n, stop_at_bos=False, on_tokens=count)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert received[0] == n
+        return peak
+
+    small, large = peak(500), peak(10_000)
+    assert large < 2 * small + 4_000, (small, large)  # flat: a list of 10,000 ids alone would take 80 kB
+
+
+def test_huge_chain_streams_and_stops_cleanly_on_ctrl_c(model):
+    """--max-chars 10**15 is not capped: the text streams until Ctrl-C, which exits 130 with one line."""
+    proc = popen_cli(["-m", "microgpt.generate", "--model", model, "--backend", "python", "--chain",
+                      "--no-stop-at-bos", "--max-chars", str(10 ** 15)])
+    chunks = []
+    while sum(map(len, chunks)) < 500:  # it prints as it goes
+        chunk = os.read(proc.stdout.fileno(), 4096)
+        assert chunk, proc.stderr.read()
+        chunks.append(chunk)
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err == "interrupted\n"
+    assert len(rest) < 10 ** 7  # it did stop
+
+
+def test_huge_chain_into_a_closed_pipe_ends_quietly(model):
+    """`generate --chain ... | head -c 100`: the reader goes away, generation ends without a word."""
+    proc = popen_cli(["-m", "microgpt.generate", "--model", model, "--backend", "python", "--chain",
+                      "--no-stop-at-bos", "--max-chars", str(10 ** 15)])
+    assert len(os.read(proc.stdout.fileno(), 100)) > 0
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 0
+    assert proc.stderr.read() == ""
