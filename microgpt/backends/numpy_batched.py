@@ -171,7 +171,12 @@ def split_evenly(items, parts):
 
 
 def default_threads() -> int:
-    """Threads that share a batch: NUMBA_NUM_THREADS, like every parallel part of microgpt."""
+    """Threads that share a batch: NUMBA_NUM_THREADS (every core unless set), like every parallel part of microgpt.
+
+    With a core free, 2 threads trained an alice batch of 16 1.8x faster than 1 (the CPU time per step
+    hardly grows); with both cores busy with other work they were up to 1.6x slower (docs/batched.md):
+    NUMBA_NUM_THREADS=1 on a shared machine.
+    """
     import numba
 
     return numba.config.NUMBA_NUM_THREADS  # the configured count; reading it starts no thread pool
@@ -185,7 +190,7 @@ def one_blas_thread() -> bool:
 
     Our matmuls are small ((B*T, C) x (C, 4C) at most) and OpenBLAS's threads
     spin while they wait: with 2 BLAS threads on this 2-core machine a batch-16
-    step took 3x longer than with 1 (docs/batched.md). Threads pay here one
+    step took 3.5-8x longer than with 1 (docs/batched.md). Threads pay here one
     level up, a part of the batch each (`NumpyBatchedBackend.threads`).
     Process-wide. Returns whether numpy's OpenBLAS was found and set.
     """

@@ -11,10 +11,17 @@ from numba import njit
 def softmax_xent_forward(logits, targets):
     # logits (N, V), targets (N,) int -> losses (N,), probs (N, V)
     # subtracting the row max keeps exp() finite and leaves the softmax unchanged
-    exps = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    probs = exps / exps.sum(axis=-1, keepdims=True)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exps = np.exp(shifted)
+    totals = exps.sum(axis=-1)  # >= 1: the max's own term is exp(0)
+    probs = exps / totals[:, None]
     rows = np.arange(logits.shape[0])
-    losses = -np.log(probs[rows, targets])
+    # -log softmax = log(sum exp) - logit, from the shifted logits: log() only sees totals >= 1, so
+    # numpy never takes log(0) (which prints a RuntimeWarning). Where the target's probability did
+    # underflow to 0 the loss is inf, as in the python backend (training stops there), not the
+    # finite value the log-sum-exp form would give; a NaN stays NaN.
+    losses = np.log(totals) - shifted[rows, targets]
+    losses[probs[rows, targets] == 0] = np.inf
     return losses, probs
 
 

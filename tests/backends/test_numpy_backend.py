@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import re
 
 import numpy as np
@@ -10,18 +9,18 @@ import pytest
 
 pytest.importorskip("numba")
 
-from conftest import run_cli, shared_file, tiny_config_dict  # noqa: E402
-from equivalence import assert_train_agree, make_backend, weights_array  # noqa: E402
-from microgpt.backends.numpy_seq import NumpyBackend, compiled_kernels  # noqa: E402
-from microgpt.config import config_from_dict, load_scenario  # noqa: E402
+from conftest import run_cli, shared_file  # noqa: E402
+from equivalence import (assert_inference_matches_python, assert_short_and_long_documents_match_python,  # noqa: E402
+                         assert_state_round_trips, assert_train_agree, make_backend, scenario_experiment,
+                         tiny_experiment, train_cli_lines, weights_array)
+from microgpt.backends.numpy_seq import compiled_kernels  # noqa: E402
+from microgpt.config import config_from_dict  # noqa: E402
 from microgpt.experiment import prepare  # noqa: E402
-from microgpt.params import init_weights, param_shapes  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def names_exp():
-    shared_file("names.txt")
-    return prepare(load_scenario("names"), quiet=True)
+    return scenario_experiment("names")
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +59,7 @@ def test_alice_style_steps_match_python(n_embd):
 
 @pytest.fixture(scope="module")
 def tiny_exp(names_exp):
-    """A 2-layer relu2 model on the first names documents: fast enough for any check."""
-    cfg = config_from_dict(tiny_config_dict(n_layer=2, activation="relu2", block_size=6))
-    exp = prepare(cfg, dataset=names_exp.dataset, quiet=True)
-    exp.train_tokens = exp.train_tokens[:64]
-    return exp
+    return tiny_experiment(names_exp)
 
 
 def test_gradient_matches_central_differences(tiny_exp):
@@ -104,15 +99,7 @@ def test_grad_accumulation_matches_python(tiny_exp):
 
 
 def test_eval_and_sampling_logits_match_python(tiny_exp):
-    py, nb = make_backend(tiny_exp, "python"), make_backend(tiny_exp, "numpy")
-    docs = tiny_exp.train_tokens[:5]
-    assert nb.doc_loss(docs[0]) == pytest.approx(py.doc_loss(docs[0]), rel=1e-12)
-    assert nb.eval_loss(docs) == pytest.approx(py.eval_loss(docs), rel=1e-12)
-    cache_py, cache_nb = py.new_cache(), nb.new_cache()
-    for pos, tok in enumerate(docs[1][:6]):
-        want, got = py.next_logits(cache_py, tok, pos), nb.next_logits(cache_nb, tok, pos)
-        assert isinstance(got, list) and isinstance(got[0], float)
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    assert_inference_matches_python(tiny_exp, make_backend(tiny_exp, "numpy"), n_docs=5)
 
 
 def test_parallel_attention_path_matches_the_serial_one(tiny_exp, monkeypatch):
@@ -125,58 +112,19 @@ def test_parallel_attention_path_matches_the_serial_one(tiny_exp, monkeypatch):
 
 
 def test_state_round_trips_as_plain_lists(tiny_exp):
-    be = make_backend(tiny_exp, "numpy", dtype="float32")
-    be.train_steps(0, 2)
-    w = be.get_weights()
-    m, v = be.get_adam()
-    shapes = param_shapes(tiny_exp.cfg.model, tiny_exp.tokenizer.vocab_size)
-    for d in (w, m, v):
-        assert list(d) == list(shapes)
-        assert all(type(d[n]) is list and type(d[n][0][0]) is float and len(d[n]) == shapes[n][0] for n in shapes)
-    again = NumpyBackend(be.cfg, tiny_exp.tokenizer.vocab_size, w, tiny_exp.train_tokens)
-    again.set_adam(m, v)
-    assert again.train_steps(2, 3) == be.train_steps(2, 3)  # resumed state continues identically
+    assert_state_round_trips(tiny_exp, make_backend(tiny_exp, "numpy", dtype="float32"))
 
 
 def test_one_position_document_and_full_context():
-    cfg = config_from_dict(tiny_config_dict(block_size=4))
-    V = 5
-    w = init_weights(cfg.model, V, random.Random(1))
-    py = make_backend_from(cfg, V, w, "python")
-    nb = make_backend_from(cfg, V, w, "numpy")
-    for tokens in ([4, 4], [4, 0, 1, 2, 3, 0, 1, 4]):  # n = 1, and a document longer than the context
-        assert nb.doc_loss(tokens) == pytest.approx(py.doc_loss(tokens), rel=1e-12)
-
-
-def make_backend_from(cfg, V, weights, name):
-    from microgpt.backends import get_backend_class
-
-    return get_backend_class(name)(cfg, V, weights, [])
-
-
-def _comparable(stdout: str) -> list[str]:
-    """The CLI's lines minus what legitimately differs: backend name, compile and timing figures, paths."""
-    lines = []
-    for line in stdout.splitlines():
-        if line.startswith(("backend:", "compiled in", "trained ", "saved ")):
-            continue
-        if line.startswith("step "):
-            line = " | ".join(line.split(" | ")[:2])  # drop steps/s and ETA
-        lines.append(line)
-    return lines
+    assert_short_and_long_documents_match_python("numpy")
 
 
 def test_cli_names_30_steps_prints_the_python_backends_losses_and_samples(tmp_path):
-    shared_file("names.txt")
-    out = {}
-    for backend in ("python", "numpy"):
-        r = run_cli(["-m", "microgpt.train", "--backend", backend, "--steps", "30", "--log-every", "1",
-                     "--num-samples", "10", "-o", str(tmp_path / f"{backend}.json")])
-        assert r.returncode == 0, r.stderr
-        out[backend] = _comparable(r.stdout)
-    assert sum(line.startswith("step ") for line in out["numpy"]) == 30
-    assert sum(line.startswith("sample ") for line in out["numpy"]) == 10
-    assert out["numpy"] == out["python"]
+    want = train_cli_lines(tmp_path, "python", 30, "--num-samples", "10")
+    got = train_cli_lines(tmp_path, "numpy", 30, "--num-samples", "10")
+    assert sum(line.startswith("step ") for line in got) == 30
+    assert sum(line.startswith("sample ") for line in got) == 10
+    assert got == want
 
 
 def test_verify_jit_env_reports_compiled_kernels(tiny_exp, monkeypatch, capsys):

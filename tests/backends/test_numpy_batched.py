@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import re
 
 import numpy as np
@@ -10,37 +9,30 @@ import pytest
 
 pytest.importorskip("numba")
 
-from conftest import run_cli, shared_file, tiny_config_dict  # noqa: E402
-from equivalence import assert_train_agree, make_backend, weights_array  # noqa: E402
+from conftest import run_cli, shared_file  # noqa: E402
+from equivalence import (assert_inference_matches_python, assert_short_and_long_documents_match_python,  # noqa: E402
+                         assert_state_round_trips, assert_train_agree, make_backend, scenario_experiment,
+                         tiny_experiment, train_cli_lines)
 from microgpt.backends import numpy_batched as nbm  # noqa: E402
 from microgpt.backends.numpy_batched import NumpyBatchedBackend, pad_batch, split_evenly  # noqa: E402
-from microgpt.config import config_from_dict, load_scenario  # noqa: E402
 from microgpt.errors import MicrogptError  # noqa: E402
-from microgpt.experiment import prepare  # noqa: E402
-from microgpt.params import init_weights, param_shapes  # noqa: E402
 
 RTOL, ATOL = 1e-10, 1e-15  # float64 against the numpy backend: the same sums in other orders
 
 
 @pytest.fixture(scope="module")
 def names_exp():
-    shared_file("names.txt")
-    return prepare(load_scenario("names"), quiet=True)
+    return scenario_experiment("names")
 
 
 @pytest.fixture(scope="module")
 def alice_exp():
-    shared_file("alice.txt")
-    return prepare(load_scenario("alice"), quiet=True)
+    return scenario_experiment("alice")
 
 
 @pytest.fixture(scope="module")
 def tiny_exp(names_exp):
-    """A 2-layer relu2 model on the first names documents: fast enough for finite differences."""
-    cfg = config_from_dict(tiny_config_dict(n_layer=2, activation="relu2", block_size=6))
-    exp = prepare(cfg, dataset=names_exp.dataset, quiet=True)
-    exp.train_tokens = exp.train_tokens[:64]
-    return exp
+    return tiny_experiment(names_exp)
 
 
 def batched(exp, threads=None, dtype="float64", **training):
@@ -106,18 +98,48 @@ def test_gradient_matches_central_differences(tiny_exp):
         assert grad[i] == pytest.approx((up - down) / (2 * h), rel=1e-5, abs=1e-9), i
 
 
-def test_padding_contributes_nothing(tiny_exp):
-    be = batched(tiny_exp, batch_size=4)
-    docs = [tiny_exp.train_tokens[i] for i in (0, 1, 2, 3)]
-    inputs, _, lengths = pad_batch(docs, 6, be.bos)
-    assert len(set(lengths.tolist())) > 1 and inputs.shape[1] == max(lengths)  # some documents are padded
-    together = be._views(np.zeros_like(be.flat))
-    losses = be.train_batches([docs], 4, together)
-    alone = be._views(np.zeros_like(be.flat))
-    one_by_one = [be.train_batches([[d]], 4, alone)[0] for d in docs]  # adds into the same buffer
-    np.testing.assert_allclose(losses, one_by_one, rtol=1e-14)
-    for n in be.names:
-        np.testing.assert_allclose(together[n], alone[n], rtol=1e-12, atol=1e-16, err_msg=n)
+def _loss_and_grad(be, docs, docs_in_step):
+    """Each document's loss and the flat gradient of one padded batch of `docs`."""
+    g = be._views(np.zeros_like(be.flat))
+    losses = be.train_batches([docs], docs_in_step, g)
+    return losses, np.concatenate([g[n].ravel() for n in be.names])
+
+
+@pytest.mark.parametrize("scenario", ["tiny", "alice"])
+def test_padded_positions_contribute_nothing(request, monkeypatch, scenario):
+    exp = request.getfixturevalue(f"{scenario}_exp")
+    be = batched(exp, batch_size=4)
+    T = exp.cfg.model.block_size
+    by_length = sorted(exp.train_tokens, key=len)
+    short = by_length[0] if scenario == "tiny" else by_length[0][:T // 3]  # alice's chunks are all full
+    docs = [short, by_length[-1], by_length[len(by_length) // 2], short[:2]]  # n = 1 for the last
+    inputs, _, lengths = pad_batch(docs, T, be.bos)
+    assert len(set(lengths.tolist())) > 2 and inputs.shape[1] == max(lengths)  # three documents padded
+    losses, together = _loss_and_grad(be, docs, len(docs))
+
+    # what the padding holds reaches no loss and no gradient: other tokens there change no bit
+    real_pad = nbm.pad_batch
+    for pad in (0, be.vocab_size - 2):
+        monkeypatch.setattr(nbm, "pad_batch", lambda d, t, _: real_pad(d, t, pad))
+        again, grad = _loss_and_grad(be, docs, len(docs))
+        assert again == losses
+        np.testing.assert_array_equal(grad, together)
+    monkeypatch.setattr(nbm, "pad_batch", real_pad)
+
+    # and the batch is the mean of its documents, each trained alone (unpadded) as a step of its own
+    alone = [_loss_and_grad(be, [d], 1) for d in docs]
+    np.testing.assert_allclose(losses, [loss[0] for loss, _ in alone], rtol=1e-14)
+    np.testing.assert_allclose(together, sum(grad for _, grad in alone) / len(docs), rtol=1e-12, atol=1e-16)
+
+
+def test_two_threads_train_what_one_does(names_exp):
+    # 16 documents a step, split 8 + 8 over two threads: each thread pads its own half, and the two
+    # gradient buffers are summed. Not bit-identical to one thread (the sums over positions are
+    # split, ~1e-12 apart after 10 steps), equal to rounding.
+    one, two = batched(names_exp, 1, batch_size=16), batched(names_exp, 2, batch_size=16)
+    assert (one.threads, two.threads) == (1, 2)
+    losses = assert_train_agree(one, two, 10, RTOL, ATOL)
+    assert len(set(losses)) == 10
 
 
 def test_batch_of_one_is_unpadded():
@@ -153,15 +175,7 @@ def test_threads_are_capped_by_the_batch(names_exp):
 
 
 def test_eval_and_sampling_logits_match_python(tiny_exp):
-    py, nb = make_backend(tiny_exp, "python"), batched(tiny_exp)
-    docs = tiny_exp.train_tokens[:40]
-    assert nb.doc_loss(docs[0]) == pytest.approx(py.doc_loss(docs[0]), rel=1e-12)
-    assert nb.eval_loss(docs) == pytest.approx(py.eval_loss(docs), rel=1e-12)
-    cache_py, cache_nb = py.new_cache(), nb.new_cache()
-    for pos, tok in enumerate(docs[1][:6]):
-        want, got = py.next_logits(cache_py, tok, pos), nb.next_logits(cache_nb, tok, pos)
-        assert isinstance(got, list) and isinstance(got[0], float)
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    assert_inference_matches_python(tiny_exp, batched(tiny_exp), n_docs=40)  # 40 lengths in one padded batch
 
 
 def test_eval_in_chunks_equals_one_by_one(alice_exp, monkeypatch):
@@ -172,33 +186,11 @@ def test_eval_in_chunks_equals_one_by_one(alice_exp, monkeypatch):
 
 
 def test_state_round_trips_as_plain_lists(tiny_exp):
-    be = batched(tiny_exp, dtype="float32", batch_size=2)
-    be.train_steps(0, 2)
-    w = be.get_weights()
-    m, v = be.get_adam()
-    shapes = param_shapes(tiny_exp.cfg.model, tiny_exp.tokenizer.vocab_size)
-    for d in (w, m, v):
-        assert list(d) == list(shapes)
-        assert all(type(d[n]) is list and type(d[n][0][0]) is float and len(d[n]) == shapes[n][0] for n in shapes)
-    again = NumpyBatchedBackend(be.cfg, tiny_exp.tokenizer.vocab_size, w, tiny_exp.train_tokens)
-    again.set_adam(m, v)
-    assert again.train_steps(2, 3) == be.train_steps(2, 3)  # resumed state continues identically
+    assert_state_round_trips(tiny_exp, batched(tiny_exp, dtype="float32", batch_size=2))
 
 
 def test_one_position_document_and_full_context():
-    cfg = config_from_dict(tiny_config_dict(block_size=4))
-    V = 5
-    w = init_weights(cfg.model, V, random.Random(1))
-    py = make_backend_from(cfg, V, w, "python")
-    nb = make_backend_from(cfg, V, w, "numpy_batched")
-    for tokens in ([4, 4], [4, 0, 1, 2, 3, 0, 1, 4]):  # n = 1, and a document longer than the context
-        assert nb.doc_loss(tokens) == pytest.approx(py.doc_loss(tokens), rel=1e-12)
-
-
-def make_backend_from(cfg, V, weights, name):
-    from microgpt.backends import get_backend_class
-
-    return get_backend_class(name)(cfg, V, weights, [])
+    assert_short_and_long_documents_match_python("numpy_batched")
 
 
 def test_float32_computes_in_float32_and_agrees_with_float64(names_exp, monkeypatch):
@@ -225,29 +217,9 @@ def test_float32_computes_in_float32_and_agrees_with_float64(names_exp, monkeypa
 # -- the command line -------------------------------------------------------------------
 
 
-def _comparable(stdout: str) -> list[str]:
-    """The CLI's lines minus what legitimately differs: backend name, compile and timing figures, paths."""
-    lines = []
-    for line in stdout.splitlines():
-        if line.startswith(("backend:", "compiled in", "trained ", "saved ")):
-            continue
-        if line.startswith("step "):
-            line = " | ".join(line.split(" | ")[:2])  # drop steps/s and ETA
-        lines.append(line)
-    return lines
-
-
-def _train_cli(tmp_path, backend, steps, *extra):
-    r = run_cli(["-m", "microgpt.train", "--backend", backend, "--steps", str(steps), "--log-every", "1",
-                 "-o", str(tmp_path / f"{backend}.json"), *extra], timeout=1800)
-    assert r.returncode == 0, r.stderr
-    return _comparable(r.stdout)
-
-
 def test_cli_names_30_steps_prints_the_python_backends_losses_and_samples(tmp_path):
-    shared_file("names.txt")
-    want = _train_cli(tmp_path, "python", 30)
-    got = _train_cli(tmp_path, "numpy_batched", 30)
+    want = train_cli_lines(tmp_path, "python", 30)
+    got = train_cli_lines(tmp_path, "numpy_batched", 30)
     assert sum(line.startswith("step ") for line in got) == 30
     assert sum(line.startswith("sample ") for line in got) == 20
     assert any(line.startswith("val loss") for line in got)
@@ -256,10 +228,10 @@ def test_cli_names_30_steps_prints_the_python_backends_losses_and_samples(tmp_pa
 
 @pytest.mark.slow
 def test_cli_names_full_run_prints_the_python_backends_losses_and_samples(tmp_path):
-    # the reference run: 1000 steps, seed 42 (~3 minutes, most of it the python backend)
-    shared_file("names.txt")
-    want = _train_cli(tmp_path, "python", 1000)
-    got = _train_cli(tmp_path, "numpy_batched", 1000)
+    # the reference run: 1000 steps, seed 42 (~3 minutes, most of it the python backend);
+    # scripts/check_reference.py --backend numpy_batched checks the same against tests/golden
+    want = train_cli_lines(tmp_path, "python", 1000, timeout=1800)
+    got = train_cli_lines(tmp_path, "numpy_batched", 1000, timeout=1800)
     assert sum(line.startswith("step ") for line in got) == 1000
     assert got == want
 

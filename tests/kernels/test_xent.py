@@ -36,6 +36,27 @@ def test_large_logits_do_not_overflow():
     assert np.all(np.isfinite(probs)) and losses[0] == pytest.approx(0.0, abs=1e-12)
 
 
+@pytest.mark.parametrize("dtype,far", [(np.float64, 740.0), (np.float32, 95.0)])
+def test_a_denormal_target_probability_still_gives_the_exact_loss(dtype, far):
+    # exp(-far) is denormal in this dtype: -log(p) would keep only its few significant bits,
+    # log-sum-exp - logit is exact (the sum rounds to 1)
+    logits = np.array([[0.0, -far]], dtype=dtype)
+    p = np.exp(logits[0, 1])
+    assert 0 < p < np.finfo(dtype).tiny
+    losses, _ = softmax_xent_forward(logits, np.array([1]))
+    assert losses[0] == far
+
+
+def test_an_underflowed_target_probability_is_an_infinite_loss_without_warning():
+    # as in the python backend: the loss is inf (training stops there), and numpy never sees log(0)
+    logits = np.array([[0.0, -1000.0], [0.0, -30.0], [np.nan, 0.0]])
+    with np.errstate(divide="raise", invalid="raise", over="raise"):
+        losses, probs = softmax_xent_forward(logits, np.array([1, 1, 1]))
+    assert probs[0, 1] == 0 and losses[0] == np.inf
+    assert losses[1] == pytest.approx(30 + np.log1p(np.exp(-30.0)), rel=1e-15)
+    assert np.isnan(losses[2])
+
+
 def test_float32_stays_float32():
     logits = np.zeros((2, 3), np.float32)
     losses, probs = softmax_xent_forward(logits, np.array([0, 2]))
