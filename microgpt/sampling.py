@@ -3,7 +3,9 @@
 The probabilities are computed here, in Python, with the reference's
 arithmetic (`logit * temperature**-1`, a max-subtracted softmax, `e * total**-1`),
 and one token is drawn with `rng.choices(range(V), weights=probs)`, so every
-backend that produces the same logits draws the same samples.
+backend that produces the same logits draws the same samples. A backend may
+bring its own `sample_next` (the fused backend compiles these same operations);
+`sample` then uses it.
 """
 
 from __future__ import annotations
@@ -86,8 +88,12 @@ def sample(backend: Backend, rng: random.Random, prompt: list[int], temperature:
     for pos, tok in enumerate(context[:-1]):
         _logits(backend, cache, tok, pos)
     token, pos = context[-1], len(context) - 1
+    own = getattr(backend, "sample_next", None)  # a compiled sampler (fused): the same draws, faster
     while len(out) < budget:
-        token = next_token(_logits(backend, cache, token, pos), temperature, rng)
+        if own is not None:
+            token = own(cache, token, pos, temperature, rng)
+        else:
+            token = next_token(_logits(backend, cache, token, pos), temperature, rng)
         if token == bos and stop_at_bos:
             break
         out.append(token)

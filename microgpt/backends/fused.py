@@ -14,6 +14,8 @@ tests hold every loss and weight to 1e-10 relative over whole runs.
 
 from __future__ import annotations
 
+import math
+import random
 import time
 
 import numba
@@ -21,9 +23,10 @@ import numpy as np
 
 from ..config import Config
 from ..errors import MicrogptError
-from ..kernels import fused_model, fused_train
+from ..kernels import fused_model, fused_sample, fused_train
 from ..kernels.fused_layers import RELU, RELU2
 from ..params import param_shapes
+from ..sampling import next_token
 from .base import Backend, Matrix
 
 # the most gradient buffers a step is split into; fixed, so the thread count cannot change the sums
@@ -47,6 +50,24 @@ def pack_docs(docs: list[list[int]], vocab_size: int) -> tuple[np.ndarray, np.nd
     return tokens.astype(np.int32), offsets
 
 
+def sample_token(logits: np.ndarray, exps: np.ndarray, temperature: float, rng) -> int:
+    """sampling.next_token(logits.tolist(), temperature, rng): the same token and the same RNG draw.
+
+    The softmax and the draw run compiled (kernels/fused_sample.py); greedy
+    decoding, a scale that overflows and unusable logits go to
+    sampling.next_token itself. `exps` (V,) float64 is scratch.
+    """
+    if 0 < temperature < math.inf:
+        try:
+            inv_t = temperature ** -1
+        except OverflowError:  # a subnormal temperature
+            inv_t = math.inf
+        total = fused_sample.softmax_numerators(exps, logits, inv_t)
+        if math.isfinite(total):
+            return fused_sample.draw(exps, total ** -1, rng.random())  # rng.choices' one number
+    return next_token(logits.tolist(), temperature, rng)
+
+
 class _Cache:
     """A KV cache for `next_logits`: one slot of activations and the tokens seen so far."""
 
@@ -54,6 +75,7 @@ class _Cache:
         self.acts = fused_model.new_acts(backend.model, backend.dtype, 1)
         self.tokens = np.zeros(backend.cfg.model.block_size + 1, np.int32)
         self.logits = np.zeros(backend.vocab_size, backend.dtype)
+        self.exps = np.zeros(backend.vocab_size, np.float64)  # the sampler's scratch
         self.length = 0  # positions 0..length-1 are in the cache
 
 
@@ -134,9 +156,10 @@ class FusedBackend(Backend):
         work = self.per_step * mc.block_size * fused_model.num_params(self.model)
         return work >= MIN_PARALLEL_WORK
 
-    def _run(self, tokens, offsets, start: int, count: int, hyper) -> list[float]:
+    def _run(self, tokens, offsets, start: int, count: int, hyper, threads: bool | None = None) -> list[float]:
         losses = np.zeros(count, np.float64)
-        loop = fused_train.train_loop_threads if self._use_threads() else fused_train.train_loop
+        threads = self._use_threads() if threads is None else threads
+        loop = fused_train.train_loop_threads if threads else fused_train.train_loop
         loop(self.w, self.wT, self.m, self.v, self.grad, self.slot_grads, self.acts, tokens, offsets, self.model,
              hyper, start, count, self.per_step, self.doc_losses, losses)
         return losses.tolist()
@@ -179,7 +202,8 @@ class FusedBackend(Backend):
     def new_cache(self):
         return _Cache(self)
 
-    def next_logits(self, cache, token, pos):
+    def _forward_at(self, cache, token, pos):
+        """Position pos of the forward pass, its logits into cache.logits."""
         T = self.cfg.model.block_size
         if not 0 <= pos < T:
             raise MicrogptError(f"position {pos} is outside the context (0..{T - 1})")
@@ -190,7 +214,15 @@ class FusedBackend(Backend):
         cache.tokens[pos] = token
         fused_train.forward_at(self.w, self.wT, self.model, cache.acts, cache.tokens, pos, cache.logits)
         cache.length = pos + 1
+
+    def next_logits(self, cache, token, pos):
+        self._forward_at(cache, token, pos)
         return cache.logits.tolist()
+
+    def sample_next(self, cache, token, pos, temperature, rng):
+        """next_logits, then the token sampling.next_token would draw from them, the softmax compiled."""
+        self._forward_at(cache, token, pos)
+        return sample_token(cache.logits, cache.exps, temperature, rng)
 
     # -- state -----------------------------------------------------------
 
@@ -220,7 +252,9 @@ class FusedBackend(Backend):
         for batch in (2, 1):  # the slot path (k > 1) and the direct one (k = 1)
             probe = FusedBackend(tiny.replace("training", batch_size=batch, grad_accum=1), 3, weights, docs)
             probe.train_steps(0, 1)
+            if batch > 1 and self._use_threads():  # the probe is too small to pick the threaded loop itself
+                probe._run(probe.tokens, probe.offsets, 1, 1, probe.hyper, threads=True)
         probe.eval_loss(docs)
-        probe.next_logits(probe.new_cache(), 2, 0)
+        probe.sample_next(probe.new_cache(), 2, 0, 1.0, random.Random(0))
         probe._compiled = self._compiled = True
         return time.perf_counter() - t0

@@ -160,7 +160,7 @@ def _row_scale(out, x, scale, n):
 
 @njit(**JIT)
 def _row_add(out, x, y, n):
-    """out[:n] = x[:n] + y[:n]."""
+    """out[:n] = x[:n] + y[:n]; out may be x (adds y into it in place)."""
     W = vwidth(x)
     c = 0
     while c + W <= n:
@@ -168,19 +168,6 @@ def _row_add(out, x, y, n):
         c += W
     for cc in range(c, n):
         out[cc] = x[cc] + y[cc]
-
-
-@njit(**JIT)
-def _row_axpy(out, a, x, n):
-    """out[:n] += a * x[:n]."""
-    W = vwidth(x)
-    av = vsplat(a, x)
-    c = 0
-    while c + W <= n:
-        vstore(out, c, vload(out, c) + av * vload(x, c))
-        c += W
-    for cc in range(c, n):
-        out[cc] += a * x[cc]
 
 
 @njit(**JIT)
@@ -507,11 +494,13 @@ def embedding_forward(x, tokens, wte, wpe, n):
 
 @njit(**JIT)
 def embedding_backward(dwte, dwpe, dx, tokens, n):
+    """dwte[tokens[t]] += dx[t], dwpe[t] += dx[t] (out = out + dx: _row_add with out as its first input)."""
     C = dx.shape[1]
-    one = dx.dtype.type(1.0)
     for t in range(n):
-        _row_axpy(take(dwte, tokens[t]), one, take(dx, t), C)
-        _row_axpy(take(dwpe, t), one, take(dx, t), C)
+        row = take(dwte, tokens[t])
+        _row_add(row, row, take(dx, t), C)
+        row = take(dwpe, t)
+        _row_add(row, row, take(dx, t), C)
 
 
 # ----------------------------------------------------------------------------
