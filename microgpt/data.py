@@ -166,7 +166,8 @@ def load_dataset(cfg: Config, data_path: str | None = None, quiet: bool = False)
                 raw = f.read()
             return Dataset(_docs(raw, path, cfg), os.path.abspath(path), _sha256(raw))
     if data_path:
-        raise DataError(f"--data {data_path}: no such file")
+        what = "a folder, not a file" if os.path.isdir(data_path) else "no such file"
+        raise DataError(f"--data {data_path}: {what}")
 
     cache = paths[-1]
     errors = []
@@ -193,8 +194,9 @@ def load_dataset(cfg: Config, data_path: str | None = None, quiet: bool = False)
 
 
 def _docs(raw: bytes, path: str, cfg: Config) -> list[str]:
+    text = _decode(raw, path)  # its error already names the file
     try:
-        docs = text_to_docs(_decode(raw, path), cfg.data)
+        docs = text_to_docs(text, cfg.data)
     except DataError as e:
         raise DataError(f"{path}: {e}") from None
     if not docs:

@@ -6,6 +6,7 @@ import argparse
 import math
 import random
 import sys
+import warnings
 
 from . import checkpoint
 from .backends import is_available, resolve_name
@@ -74,6 +75,14 @@ def main(argv=None) -> int:
         raise MicrogptError(f"the prompt has {len(prompt)} characters but the context holds {T - 1}; "
                             "shorten it or use --chain")
 
+    with warnings.catch_warnings():
+        # numpy's floating-point warnings (weights so large the logits overflow) would only repeat, noisily,
+        # what sampling says in one line: the logits are checked before every draw
+        warnings.filterwarnings("ignore", r"(overflow|invalid value|divide by zero) encountered", RuntimeWarning)
+        return _generate(args, ckpt, tokenizer, prompt, temperature, num, max_tokens)
+
+
+def _generate(args, ckpt, tokenizer, prompt, temperature, num, max_tokens) -> int:
     rng = random.Random(args.seed)
     if args.seed is None:
         state = (ckpt.train_state or {}).get("rng_state")

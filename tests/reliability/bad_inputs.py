@@ -39,6 +39,7 @@ class Case:
     shows: str = ""  # for a success: what the user gets, in words (`check` makes it true)
     check: Callable | None = None  # (Workspace, stdout) -> None, asserting `shows`
     runner: str = "inprocess"  # or "signal:SIGINT" / "signal:SIGTERM": a real process, signalled mid-run
+    env: dict | None = None  # environment variables for this case (None: unset it)
 
 
 @dataclass
@@ -100,9 +101,10 @@ class Workspace:
         return ["--config", self.config, "--data", self.data, "--num-samples", "0", *extra]
 
     def gen_args(self, *extra) -> list[str]:
-        return ["--model", self.model, "--backend", "python", *extra]
+        """As a user runs generate: the default backend (fused when numba is installed)."""
+        return ["--model", self.model, *extra]
 
-    def run(self, cmd: str, argv: list[str]) -> Outcome:
+    def run(self, cmd: str, argv: list[str], env: dict | None = None) -> Outcome:
         """The entry point in this process, as `python -m microgpt.<cmd>` runs it, in this folder."""
         from microgpt import generate, train
         from microgpt.cli import run_main
@@ -110,6 +112,8 @@ class Workspace:
         main = {"train": train.main, "generate": generate.main}[cmd]
         out, err = io.StringIO(), io.StringIO()
         cwd = os.getcwd()
+        saved = {k: os.environ.get(k) for k in env or {}}
+        _set_env(env or {})
         os.chdir(self.dir)
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -119,6 +123,7 @@ class Workspace:
                     code = e.code
         finally:
             os.chdir(cwd)
+            _set_env(saved)
         return Outcome(code, out.getvalue(), err.getvalue())
 
     def run_signalled(self, cmd: str, argv: list[str], signum: int) -> Outcome:
@@ -132,6 +137,14 @@ class Workspace:
         err = proc.stderr.read()
         code = proc.wait(timeout=60)
         return Outcome(code, stdout.text(), err)
+
+
+def _set_env(env: dict) -> None:
+    for k, v in env.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 def _require(condition: bool) -> None:
@@ -162,6 +175,7 @@ CASES = [
     Case(T, "`--stop-after 0`", lambda w: w.train_args("--stop-after", "0"), 1, r"--stop-after must be >= 1"),
     Case(T, "unknown scenario", lambda w: ["--scenario", "nope"], 1, r"unknown scenario 'nope'"),
     Case(T, "unknown backend", lambda w: w.train_args("--backend", "torch"), 2, r"invalid choice: 'torch'"),
+    Case(T, "`--dtype float16`", lambda w: w.train_args("--dtype", "float16"), 2, r"invalid choice: 'float16'"),
     Case(T, "float32 on the python backend", lambda w: w.train_args("--backend", "python", "--dtype", "float32"),
          1, r"backend 'python' supports dtype float64, not float32$"),
     # -- config files
@@ -221,6 +235,13 @@ CASES = [
          r"--data .*none.txt: no such file$"),
     Case(T, "`--data` empty", lambda w: ["--config", w.config, "--data", w.file("empty.txt", "\n\n")], 1,
          r"empty.txt: contains no documents$"),
+    Case(T, "`--data` a folder", lambda w: ["--config", w.config, "--data", w.dir], 1, r"--data <tmp>: a folder, not a file$"),
+    Case(T, "scenario alice, offline, no copy of the book (`MICROGPT_DATA_DIR` unset)",
+         lambda w: ["--scenario", "alice"], 1,
+         r"^error: no data for scenario 'alice': MICROGPT_OFFLINE=1 forbids downloads\. Place alice.txt at "
+         r"data/alice/alice.txt \(from https://www.gutenberg.org/\S+, https://www.gutenberg.org/\S+\), set "
+         r"MICROGPT_DATA_DIR to a folder holding it, or pass --data PATH$",
+         env={"MICROGPT_DATA_DIR": None, "MICROGPT_OFFLINE": "1"}),
     Case(T, "`--data` not UTF-8", lambda w: ["--config", w.config, "--data", w.file("bin.txt", b"ab\xff\xfe\n")],
          1, r"bin.txt: not UTF-8 text \(invalid start byte at byte 2\)$"),
     # -- output
@@ -285,6 +306,8 @@ CASES = [
          r"weights.wte: row 0 holds 10+\.\.\., not a finite number$"),
     Case(G, "a weight matrix of the wrong shape", lambda w: ["--model", w.model_with("shape.json", lambda d: d[
         "weights"]["wpe"].pop())], 1, r"weights.wpe: expected shape 4x2, got 3 rows$"),
+    Case(G, "a top-level key missing", lambda w: ["--model", w.model_with("nokey.json", lambda d: d.pop(
+        "uchars"))], 1, r"<tmp>/nokey.json: missing key 'uchars'$"),
     Case(G, "a parameter missing", lambda w: ["--model", w.model_with("miss.json", lambda d: d["weights"].pop(
         "lm_head"))], 1, r"'weights' is missing parameter 'lm_head'$"),
     Case(G, "a negative Adam second moment", lambda w: ["--model", w.model_with("adam.json", lambda d: d[
@@ -298,7 +321,7 @@ CASES = [
     Case(G, "weights of 1e308 (finite, overflowing)", lambda w: [
         "--model", w.model_with("huge.json", lambda d: d.update(weights={n: [[1e308] * len(r) for r in m] for n, m in
                                                                          d["weights"].items()})),
-        "--backend", "python", "-n", "1"], 1,
+        "-n", "1"], 1,
          r"the model's logit for token 0 is nan, not a finite number: its weights are unusable \(did training "
          r"diverge\?\)$"),
     # -- prompts and limits
@@ -345,7 +368,7 @@ def run_case(ws: Workspace, case: Case) -> Outcome:
     argv = case.argv(ws)
     if case.runner.startswith("signal:"):
         return ws.run_signalled(case.cmd, argv, getattr(signal, case.runner.split(":")[1]))
-    return ws.run(case.cmd, argv)
+    return ws.run(case.cmd, argv, case.env)
 
 
 def normalize(text: str, ws: Workspace) -> str:
@@ -376,7 +399,8 @@ def table(ws: Workspace, outcomes: dict[int, Outcome]) -> str:
     for i, case in enumerate(CASES):
         sees = what_user_sees(case, outcomes[i], ws)
         sees = f"`{sees}`" if case.expect else sees
-        rows.append(f"| {i + 1} | `{case.cmd} {_cell(command_line(case, ws))}` | {_cell(case.bad)} | "
+        env = "".join(f"{k}={v} " for k, v in (case.env or {}).items() if v is not None)
+        rows.append(f"| {i + 1} | `{env}{case.cmd} {_cell(command_line(case, ws))}` | {_cell(case.bad)} | "
                     f"{case.code} | {_cell(sees)} |")
     return "\n".join(rows)
 

@@ -7,7 +7,7 @@ program can really use (a backend built from it samples and trains a step) or ra
 CheckpointError: each time with one line that starts with the file's path and, for a mutated
 key, names it. Never another exception.
 
-Default: 200 examples per test. Longer: MICROGPT_HYPOTHESIS_PROFILE=ci-long (5,000 each).
+Default: 500 examples per property. Longer: MICROGPT_HYPOTHESIS_PROFILE=ci-long (5,000 each).
 """
 
 import copy

@@ -1,17 +1,22 @@
 """Generation at its limits: empty and over-long prompts, temperature 0 and below, -n 0, --max-tokens 0,
 and --chain with a huge --max-chars (streamed, memory bounded, stopped by Ctrl-C or a closed pipe).
+
+Every backend computes the logits (`--backend`), and the command line is also run as a user runs it,
+with no --backend: fused when numba is installed.
 """
 
+import json
 import os
 import random
 import re
 import signal
 import tracemalloc
+import warnings
 
 import pytest
 
 from conftest import run_cli, tiny_config_dict
-from reliability_support import popen_cli, write_config, write_names
+from reliability_support import backend_params, popen_cli, write_config, write_names
 
 from microgpt import checkpoint, generate
 from microgpt.cli import run_main
@@ -34,9 +39,14 @@ def model(tmp_path_factory):
     return str(out)
 
 
-def gen(model, capsys, *args):
+@pytest.fixture(params=backend_params())
+def backend(request):
+    return request.param
+
+
+def gen(model, capsys, backend, *args):
     """generate in-process, as the command line runs it: (exit code, stdout, stderr)."""
-    code = run_main(generate.main, ["--model", model, "--backend", "python", *args])
+    code = run_main(generate.main, ["--model", model, "--backend", backend, *args])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -45,30 +55,36 @@ def samples(stdout):
     return re.findall(r"^sample +\d+: (.*)$", stdout, re.M)
 
 
-@pytest.fixture(scope="module")
-def loaded(model):
-    ck = checkpoint.load(model)
-    return generate.load_backend(ck, "python"), Tokenizer(ck.uchars)
+_LOADED = {}
 
 
-def test_empty_prompt_is_no_prompt(model, capsys):
-    a = gen(model, capsys, "-i", "", "--seed", "3", "-n", "5")
-    b = gen(model, capsys, "--seed", "3", "-n", "5")
+@pytest.fixture
+def loaded(model, backend):
+    """The model on `backend`, as generate loads it, and its tokenizer."""
+    if (model, backend) not in _LOADED:
+        ck = checkpoint.load(model)
+        _LOADED[model, backend] = generate.load_backend(ck, backend), Tokenizer(ck.uchars)
+    return _LOADED[model, backend]
+
+
+def test_empty_prompt_is_no_prompt(model, capsys, backend):
+    a = gen(model, capsys, backend, "-i", "", "--seed", "3", "-n", "5")
+    b = gen(model, capsys, backend, "--seed", "3", "-n", "5")
     assert a == b and a[0] == 0 and len(samples(a[1])) == 5
 
 
-def test_prompt_that_fills_the_context_gets_at_most_one_character(model, capsys):
-    code, out, _ = gen(model, capsys, "-i", "abcdefg", "--seed", "1", "-n", "6")
+def test_prompt_that_fills_the_context_gets_at_most_one_character(model, capsys, backend):
+    code, out, _ = gen(model, capsys, backend, "-i", "abcdefg", "--seed", "1", "-n", "6")
     assert code == 0
     got = samples(out)
     assert len(got) == 6 and all(s.startswith("abcdefg") and len(s) <= T for s in got), got
 
 
-def test_prompt_longer_than_the_context_is_an_error_unless_chained(model, capsys):
-    code, out, err = gen(model, capsys, "-i", "abcdefgh")
+def test_prompt_longer_than_the_context_is_an_error_unless_chained(model, capsys, backend):
+    code, out, err = gen(model, capsys, backend, "-i", "abcdefgh")
     assert (code, out) == (1, "")
     assert err == "error: the prompt has 8 characters but the context holds 7; shorten it or use --chain\n"
-    code, out, err = gen(model, capsys, "-i", "abcdefghijklmnop", "--chain", "--max-chars", "30",
+    code, out, err = gen(model, capsys, backend, "-i", "abcdefghijklmnop", "--chain", "--max-chars", "30",
                          "--no-stop-at-bos", "--seed", "2")
     assert code == 0 and err == ""
     assert out.startswith("abcdefghijklmnop") and len(out.rstrip("\n")) == 16 + 30
@@ -76,14 +92,14 @@ def test_prompt_longer_than_the_context_is_an_error_unless_chained(model, capsys
 
 def test_chain_prompts_with_the_whole_prompt_when_it_fits(loaded):
     """A prompt shorter than the context is kept whole (it once lost its start past half the context)."""
-    backend, tok = loaded
+    model_backend, tok = loaded
     prompt = tok.encode("abcdef")  # BOS + 6 characters: room for 2 more
-    alone = sample(backend, random.Random(9), prompt, 1.0, stop_at_bos=False)
-    chained = sample_chain(backend, random.Random(9), prompt, 1.0, len(alone), stop_at_bos=False)
+    alone = sample(model_backend, random.Random(9), prompt, 1.0, stop_at_bos=False)
+    chained = sample_chain(model_backend, random.Random(9), prompt, 1.0, len(alone), stop_at_bos=False)
     assert chained == alone and len(alone) == 2
     long_prompt = tok.encode("zyxwvutsabcdef")  # only the last 7 characters fit
-    assert (sample_chain(backend, random.Random(4), long_prompt, 1.0, 40, stop_at_bos=False)
-            == sample_chain(backend, random.Random(4), long_prompt[-7:], 1.0, 40, stop_at_bos=False))
+    assert (sample_chain(model_backend, random.Random(4), long_prompt, 1.0, 40, stop_at_bos=False)
+            == sample_chain(model_backend, random.Random(4), long_prompt[-7:], 1.0, 40, stop_at_bos=False))
 
 
 def argmax_decode(backend, prompt, limit):
@@ -103,16 +119,16 @@ def argmax_decode(backend, prompt, limit):
     return out
 
 
-def test_temperature_zero_is_greedy_and_deterministic(model, capsys, loaded):
-    backend, tok = loaded
-    runs = [gen(model, capsys, "-t", "0", "-n", "3", "--seed", seed, "-i", "a") for seed in ("1", "2")]
+def test_temperature_zero_is_greedy_and_deterministic(model, capsys, backend, loaded):
+    model_backend, tok = loaded
+    runs = [gen(model, capsys, backend, "-t", "0", "-n", "3", "--seed", seed, "-i", "a") for seed in ("1", "2")]
     assert runs[0] == runs[1] and runs[0][0] == 0
     got = samples(runs[0][1])
-    expected = "a" + tok.decode(argmax_decode(backend, tok.encode("a"), T - 1))
+    expected = "a" + tok.decode(argmax_decode(model_backend, tok.encode("a"), T - 1))
     assert got == [expected] * 3
     rng = random.Random(1)
     state = rng.getstate()
-    sample(backend, rng, [], 0.0)
+    sample(model_backend, rng, [], 0.0)
     assert rng.getstate() == state  # greedy draws nothing
 
 
@@ -122,22 +138,22 @@ def test_temperature_zero_is_greedy_and_deterministic(model, capsys, loaded):
     ("nan", "got nan"),
     ("inf", "got inf"),
 ])
-def test_bad_temperature_is_an_error(model, capsys, value, message):
-    code, out, err = gen(model, capsys, f"--temperature={value}")  # argparse reads "-1e-300" as an option
+def test_bad_temperature_is_an_error(model, capsys, backend, value, message):
+    code, out, err = gen(model, capsys, backend, f"--temperature={value}")  # argparse reads "-1e-300" as an option
     assert (code, out) == (1, "") and err.startswith("error: ") and message in err
 
 
-def test_tiny_positive_temperature_is_as_greedy(model, capsys):
-    assert gen(model, capsys, "-t", "1e-300", "-n", "2", "--seed", "5")[1] == gen(model, capsys, "-t", "0",
-                                                                                  "-n", "2")[1]
+def test_tiny_positive_temperature_is_as_greedy(model, capsys, backend):
+    tiny = gen(model, capsys, backend, "-t", "1e-300", "-n", "2", "--seed", "5")
+    assert tiny == gen(model, capsys, backend, "-t", "0", "-n", "2") and tiny[0] == 0 and len(samples(tiny[1])) == 2
 
 
-def test_zero_samples_and_zero_tokens(model, capsys):
-    assert gen(model, capsys, "-n", "0") == (0, "", "")
-    assert gen(model, capsys, "-n", "0", "--chain") == (0, "", "")
-    code, out, err = gen(model, capsys, "--max-tokens", "0", "-n", "3", "-i", "ab")
+def test_zero_samples_and_zero_tokens(model, capsys, backend):
+    assert gen(model, capsys, backend, "-n", "0") == (0, "", "")
+    assert gen(model, capsys, backend, "-n", "0", "--chain") == (0, "", "")
+    code, out, err = gen(model, capsys, backend, "--max-tokens", "0", "-n", "3", "-i", "ab")
     assert code == 0 and samples(out) == ["ab", "ab", "ab"]
-    assert gen(model, capsys, "--chain", "--max-chars", "0", "-i", "ab") == (0, "ab\n", "")
+    assert gen(model, capsys, backend, "--chain", "--max-chars", "0", "-i", "ab") == (0, "ab\n", "")
 
 
 @pytest.mark.parametrize("args, message", [
@@ -146,8 +162,24 @@ def test_zero_samples_and_zero_tokens(model, capsys):
     (["--max-chars", "-5", "--chain"], "--max-chars must be >= 0, got -5"),
     (["--chain", "--max-tokens", "5"], "--max-tokens limits each sample; a --chain text is limited by --max-chars"),
 ])
-def test_negative_counts_are_errors(model, capsys, args, message):
-    assert gen(model, capsys, *args) == (1, "", f"error: {message}\n")
+def test_negative_counts_are_errors(model, capsys, backend, args, message):
+    assert gen(model, capsys, backend, *args) == (1, "", f"error: {message}\n")
+
+
+def test_weights_too_large_to_use_are_one_line_on_every_backend(model, capsys, backend, tmp_path):
+    """Finite weights of 1e308 load (they are numbers), but every logit overflows: one error, no numpy warnings."""
+    doc = json.loads(open(model, encoding="utf-8").read())
+    doc["weights"] = {n: [[1e308] * len(row) for row in m] for n, m in doc["weights"].items()}
+    huge = tmp_path / "huge.json"
+    huge.write_text(json.dumps(doc))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for extra in (["-n", "1"], ["-t", "0", "-n", "1"], ["--chain", "--max-chars", "5"]):
+            code, out, err = gen(str(huge), capsys, backend, *extra)
+            assert (code, out.strip()) == (1, ""), (extra, out, err)
+            assert err.startswith("error: the model's ") and err.endswith(" its weights are unusable "
+                                                                          "(did training diverge?)\n"), err
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in caught]
 
 
 class _CountingBackend:
@@ -184,9 +216,14 @@ def test_chain_memory_does_not_grow_with_its_length():
     assert large < 2 * small + 4_000, (small, large)  # flat: a list of 10,000 ids alone would take 80 kB
 
 
-def test_huge_chain_streams_and_stops_cleanly_on_ctrl_c(model):
+# as a user runs it (no --backend: fused when numba is installed), and on the python backend
+AS_RUN = [pytest.param([], id="default"), pytest.param(["--backend", "python"], id="python")]
+
+
+@pytest.mark.parametrize("backend_args", AS_RUN)
+def test_huge_chain_streams_and_stops_cleanly_on_ctrl_c(model, backend_args):
     """--max-chars 10**15 is not capped: the text streams until Ctrl-C, which exits 130 with one line."""
-    proc = popen_cli(["-m", "microgpt.generate", "--model", model, "--backend", "python", "--chain",
+    proc = popen_cli(["-m", "microgpt.generate", "--model", model, *backend_args, "--chain",
                       "--no-stop-at-bos", "--max-chars", str(10 ** 15)])
     chunks = []
     while sum(map(len, chunks)) < 500:  # it prints as it goes
@@ -200,11 +237,29 @@ def test_huge_chain_streams_and_stops_cleanly_on_ctrl_c(model):
     assert len(rest) < 10 ** 7  # it did stop
 
 
-def test_huge_chain_into_a_closed_pipe_ends_quietly(model):
+@pytest.mark.parametrize("backend_args", AS_RUN)
+def test_huge_chain_into_a_closed_pipe_ends_quietly(model, backend_args):
     """`generate --chain ... | head -c 100`: the reader goes away, generation ends without a word."""
-    proc = popen_cli(["-m", "microgpt.generate", "--model", model, "--backend", "python", "--chain",
+    proc = popen_cli(["-m", "microgpt.generate", "--model", model, *backend_args, "--chain",
                       "--no-stop-at-bos", "--max-chars", str(10 ** 15)])
     assert len(os.read(proc.stdout.fileno(), 100)) > 0
     proc.stdout.close()
     assert proc.wait(timeout=60) == 0
     assert proc.stderr.read() == ""
+
+
+@pytest.mark.parametrize("args, code, check", [
+    (["-t", "0", "-n", "2", "-i", ""], 0, lambda out, err: len(set(samples(out))) == 1 and len(samples(out)) == 2),
+    (["-n", "0"], 0, lambda out, err: out == ""),
+    (["--max-tokens", "0", "-n", "2", "-i", "ab"], 0, lambda out, err: samples(out) == ["ab", "ab"]),
+    (["-i", "abcdefgh"], 1, lambda out, err: err == "error: the prompt has 8 characters but the context holds 7; "
+                                                    "shorten it or use --chain\n"),
+    (["-t=-1"], 1, lambda out, err: err.startswith("error: --temperature must be a finite number >= 0")),
+], ids=["greedy", "n0", "max-tokens-0", "long-prompt", "negative-temperature"])
+def test_the_command_as_a_user_runs_it(model, args, code, check):
+    """`python -m microgpt.generate` with no --backend (fused when numba is installed), a real process."""
+    r = run_cli(["-m", "microgpt.generate", "--model", model, *args])
+    assert r.returncode == code and "Traceback" not in r.stderr, r.stderr
+    assert check(r.stdout, r.stderr), (r.stdout, r.stderr)
+    if code == 0:
+        assert r.stderr == ""

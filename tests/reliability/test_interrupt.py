@@ -18,11 +18,13 @@ import time
 import pytest
 
 from conftest import run_cli
-from reliability_support import (LineReader, popen_cli, printed_losses, read_json, small_config_dict, write_config,
-                                 write_names)
+from reliability_support import (LineReader, backend_params, popen_cli, printed_losses, small_config_dict,
+                                 write_config, write_names)
 
 from microgpt import checkpoint
 from microgpt.cli import run_main
+from microgpt.config import config_from_dict
+from microgpt.experiment import prepare
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WRITER = os.path.join(HERE, "checkpoint_writer.py")
@@ -30,11 +32,13 @@ sys.path.insert(0, HERE)
 from checkpoint_writer import check_whole, make  # noqa: E402
 
 
+LONG = 10 ** 8  # a horizon no test reaches: the run is still going when the signal arrives
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("interrupt")
-    # a long horizon, so the run is still going when the signal arrives
-    return {"data": write_names(d / "names.txt"), "config": write_config(d / "long.json", small_config_dict(100_000))}
+    return {"data": write_names(d / "names.txt"), "config": write_config(d / "long.json", small_config_dict(LONG))}
 
 
 def train_args(files, out, *extra):
@@ -42,35 +46,74 @@ def train_args(files, out, *extra):
             "--num-samples", "0", "-o", str(out), *extra]
 
 
+def straight_run(files, backend, steps):
+    """In-process, never interrupted: the backend after `steps` steps from scratch, and their losses."""
+    exp = prepare(config_from_dict(small_config_dict(LONG, backend=backend)), files["data"], quiet=True)
+    model = exp.make_backend()
+    return model, model.train_steps(0, steps)
+
+
+def assert_holds_the_straight_run(path, model, steps):
+    """The file is the uninterrupted run after exactly `steps` completed steps: every weight and moment."""
+    ck = checkpoint.load(str(path))
+    assert ck.train_state["step"] == steps
+    assert ck.weights == model.get_weights()
+    assert (ck.train_state["adam_m"], ck.train_state["adam_v"]) == model.get_adam()
+
+
+def signalled_message(err, signum, out):
+    """The step a signalled run reports saving, after checking its one line on stderr."""
+    assert "Traceback" not in err and "Warning" not in err, err
+    name = signal.Signals(signum).name
+    m = re.search(rf"^{name}: stopped after step (\d+) of {LONG}; saved (.+) \(continue with --resume\)$", err, re.M)
+    assert m and m.group(2) == str(out), err
+    return int(m.group(1))
+
+
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
-def test_signal_saves_the_last_step_says_where_and_resumes_exactly(files, tmp_path, signum, code):
+@pytest.mark.parametrize("backend", backend_params())
+def test_signal_saves_the_last_step_says_where_and_resumes_exactly(files, tmp_path, backend, signum, code):
     out = tmp_path / "model.json"
-    proc = popen_cli(train_args(files, out))
+    proc = popen_cli(train_args(files, out, "--backend", backend))
     stdout = LineReader(proc.stdout)
-    stdout.wait_for(r"^step +\d+ / 100000 \| loss")
+    stdout.wait_for(rf"^step +\d+ / {LONG} \| loss")
     proc.send_signal(signum)
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == code, err
-    assert "Traceback" not in err
-    name = signal.Signals(signum).name
-    m = re.search(rf"^{name}: stopped after step (\d+) of 100000; saved (.+) \(continue with --resume\)$", err, re.M)
-    assert m, err
-    step = int(m.group(1))
-    assert m.group(2) == str(out) and step >= 1
+    step = signalled_message(err, signum, out)
     printed = printed_losses(stdout.text())
-    assert printed and printed[-1][0] == step  # the saved step is the last one completed
-    assert checkpoint.load(str(out)).train_state["step"] == step
+    assert printed and printed[-1][0] == step >= 1  # the saved step is the last one completed
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
 
-    # the interrupted run, resumed, is the run that was never interrupted
-    resumed = run_cli(train_args(files, out, "--resume", "--stop-after", str(step + 3)))
+    # the interrupted run, resumed, is the run that was never interrupted: every loss, weight and moment
+    resumed = run_cli(train_args(files, out, "--backend", backend, "--resume", "--stop-after", str(step + 3)))
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resuming from step {step} of 100000" in resumed.stdout
-    straight = tmp_path / "straight.json"
-    direct = run_cli(train_args(files, straight, "--stop-after", str(step + 3)))
-    assert direct.returncode == 0, direct.stderr
-    assert printed_losses(direct.stdout) == printed + printed_losses(resumed.stdout)
-    assert read_json(out) == read_json(straight)
+    assert f"resuming from step {step} of {LONG}" in resumed.stdout
+    model, losses = straight_run(files, backend, step + 3)
+    assert printed + printed_losses(resumed.stdout) == [(i + 1, f"{x:.4f}") for i, x in enumerate(losses)]
+    assert_holds_the_straight_run(out, model, step + 3)
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_signal_between_many_steps_per_call_saves_a_completed_step(files, tmp_path, backend):
+    """Without --log-every the loop hands each backend chunks of ~0.1 s of steps (the fused one runs a
+    chunk in one compiled call, thousands of steps); the signal is seen at the end of the chunk in
+    flight, and what is saved is exactly the uninterrupted run at the step named."""
+    out = tmp_path / "model.json"
+    args = ["-m", "microgpt.train", "--config", files["config"], "--data", files["data"], "--num-samples", "0",
+            "--backend", backend, "-o", str(out)]
+    proc = popen_cli(args)
+    stdout = LineReader(proc.stdout)
+    stdout.wait_for(rf"^step +1 / {LONG} \| loss")  # the next line would come at step {LONG // 20}
+    time.sleep(0.5)  # long enough for the chunks to grow past one step
+    proc.send_signal(signal.SIGTERM)
+    # promptly: the run has ~10^8 steps (hours) left; a signal seen only at the end would time out here
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    step = signalled_message(err, signal.SIGTERM, out)
+    assert 1 < step < LONG // 20, step
+    assert [s for s, _ in printed_losses(stdout.text())] == [1]
+    assert_holds_the_straight_run(out, straight_run(files, backend, step)[0], step)
 
 
 def test_a_second_ctrl_c_stops_at_once_and_the_file_still_loads(files, tmp_path):
@@ -78,7 +121,7 @@ def test_a_second_ctrl_c_stops_at_once_and_the_file_still_loads(files, tmp_path)
     first = run_cli(train_args(files, out, "--stop-after", "3"))
     assert first.returncode == 0, first.stderr
     proc = popen_cli(train_args(files, out, "--resume"))
-    LineReader(proc.stdout).wait_for(r"^step +\d+ / 100000 \| loss")
+    LineReader(proc.stdout).wait_for(rf"^step +\d+ / {LONG} \| loss")
     proc.send_signal(signal.SIGINT)
     time.sleep(0.01)
     proc.send_signal(signal.SIGINT)

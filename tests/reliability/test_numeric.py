@@ -76,11 +76,7 @@ def test_absurd_learning_rate_names_the_step_and_keeps_the_good_checkpoint(data,
     assert not [f for f in tmp_path.iterdir() if f.name.endswith(".tmp")]
 
 
-@pytest.mark.parametrize("backend", [
-    pytest.param(p.values[0], marks=p.marks + ([pytest.mark.xfail(
-        strict=True, reason="microgpt/kernels/xent.py:17 takes np.log of a probability that underflowed to 0: "
-                            "numpy prints a RuntimeWarning before the error (its owner's to fix)")]
-        if p.values[0] == "numpy_batched" else []), id=p.id) for p in backend_params()])
+@pytest.mark.parametrize("backend", backend_params())
 def test_divergence_is_one_line_on_stderr(data, tmp_path, backend):
     r = DIVERGED.get(backend)  # the run of the test above, when it ran
     if r is None:
@@ -88,6 +84,18 @@ def test_divergence_is_one_line_on_stderr(data, tmp_path, backend):
         r = run_cli(["-m", "microgpt.train", "--config", absurd, "--data", data, "--num-samples", "0", "--backend",
                      backend, "-o", str(tmp_path / "model.json")])
     assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_divergence_inside_a_chunk_of_many_steps_names_the_step(data, good_model, tmp_path, backend):
+    """--quiet hands the backend many steps per call (one compiled call on the fused backend); the steps after
+    the bad one still run inside that call, but the step named is the first bad one and nothing is saved."""
+    out = tmp_path / "model.json"
+    out.write_bytes(good_model)
+    absurd = write_config(tmp_path / "absurd.json", small_config_dict(5000, learning_rate=ABSURD_LR))
+    step, r = diverge_cli(absurd, data, out, "--backend", backend, "--quiet")
+    assert step == first_bad_step(data, ABSURD_LR, steps=5000)[0]  # (it stops at the first bad step)
+    assert out.read_bytes() == good_model
 
 
 def test_diverging_after_resume_keeps_the_last_good_checkpoint(data, tmp_path):
