@@ -67,6 +67,16 @@ def scenario_experiment(name: str):
     return prepare(cfg, quiet=True)
 
 
+@pytest.fixture(scope="module")
+def names_exp():
+    return scenario_experiment("names")
+
+
+@pytest.fixture(scope="module")
+def alice_exp():
+    return scenario_experiment("alice")
+
+
 def tiny_experiment(names_exp):
     """A 2-layer relu2 model (T 6) on the first 64 names documents: fast enough for finite differences."""
     from conftest import tiny_config_dict

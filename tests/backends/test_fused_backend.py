@@ -20,6 +20,7 @@ import pytest
 pytest.importorskip("numba")
 
 from conftest import ROOT, run_cli, shared_file  # noqa: E402
+from equivalence import alice_exp, names_exp  # noqa: E402,F401  (fixtures)
 from equivalence import (assert_inference_matches_python, assert_samples_agree,  # noqa: E402
                          assert_short_and_long_documents_match_python, assert_state_round_trips, assert_train_agree,
                          assert_weights_close, make_backend, scenario_experiment, tiny_experiment, train_cli_lines,
@@ -35,16 +36,6 @@ from microgpt.schedule import learning_rate, step_doc_indices  # noqa: E402
 from microgpt.train import make_checkpoint  # noqa: E402
 
 RTOL, ATOL = 1e-10, 1e-15  # float64 against numpy_batched: the same sums, some in other orders
-
-
-@pytest.fixture(scope="module")
-def names_exp():
-    return scenario_experiment("names")
-
-
-@pytest.fixture(scope="module")
-def alice_exp():
-    return scenario_experiment("alice")
 
 
 def fused(exp, dtype="float64", **training):

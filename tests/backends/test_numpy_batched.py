@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("numba")
 
 from conftest import run_cli, shared_file  # noqa: E402
+from equivalence import alice_exp, names_exp  # noqa: E402,F401  (fixtures)
 from equivalence import (assert_inference_matches_python, assert_short_and_long_documents_match_python,  # noqa: E402
                          assert_state_round_trips, assert_train_agree, make_backend, scenario_experiment,
                          tiny_experiment, train_cli_lines)
@@ -18,16 +19,6 @@ from microgpt.backends.numpy_batched import NumpyBatchedBackend, pad_batch, spli
 from microgpt.errors import MicrogptError  # noqa: E402
 
 RTOL, ATOL = 1e-10, 1e-15  # float64 against the numpy backend: the same sums in other orders
-
-
-@pytest.fixture(scope="module")
-def names_exp():
-    return scenario_experiment("names")
-
-
-@pytest.fixture(scope="module")
-def alice_exp():
-    return scenario_experiment("alice")
 
 
 @pytest.fixture(scope="module")
