@@ -75,20 +75,24 @@ def test_the_future_gets_exactly_zero_weight(lead, Tq, Tk, C, H):
     np.testing.assert_allclose(att.sum(-1), 1.0, rtol=1e-14)
 
 
-@pytest.mark.parametrize("lead,Tq,Tk,C,H", SHAPES)
-def test_backward_matches_finite_differences(lead, Tq, Tk, C, H):
-    q, k, v = _inputs(lead, Tq, Tk, C, 1)
-    dout = np.random.default_rng(3).standard_normal(q.shape)
-    _, att = causal_attention_forward(q, k, v, H)
-    dq, dk, dv = causal_attention_backward(dout, q, k, v, att, H)
+def check_backward_by_finite_differences(forward, backward, lead, Tq, Tk, C, H, seed):
+    q, k, v = _inputs(lead, Tq, Tk, C, seed)
+    dout = np.random.default_rng(seed + 1).standard_normal(q.shape)
+    _, att = forward(q, k, v, H)
+    dq, dk, dv = backward(dout, q, k, v, att, H)
     assert dq.shape == q.shape and dk.shape == k.shape and dv.shape == v.shape
 
     def loss():
-        return float(np.sum(causal_attention_forward(q, k, v, H)[0] * dout))
+        return float(np.sum(forward(q, k, v, H)[0] * dout))
 
     assert_grad_close(dq, loss, q)
     assert_grad_close(dk, loss, k)
     assert_grad_close(dv, loss, v)
+
+
+@pytest.mark.parametrize("lead,Tq,Tk,C,H", SHAPES)
+def test_backward_matches_finite_differences(lead, Tq, Tk, C, H):
+    check_backward_by_finite_differences(causal_attention_forward, causal_attention_backward, lead, Tq, Tk, C, H, 1)
 
 
 def test_later_positions_change_nothing_before_them():
@@ -158,17 +162,8 @@ def test_fused_matches_numpy(lead, Tq, Tk, C, H, parallel):
 
 @pytest.mark.parametrize("lead,Tq,Tk,C,H", [((), 6, 6, 3, 3), ((2,), 4, 4, 8, 4), ((), 2, 5, 4, 1)])
 def test_fused_backward_matches_finite_differences(lead, Tq, Tk, C, H):
-    q, k, v = _inputs(lead, Tq, Tk, C, 8)
-    dout = np.random.default_rng(9).standard_normal(q.shape)
-    _, att = causal_attention_forward_fused(q, k, v, H)
-    dq, dk, dv = causal_attention_backward_fused(dout, q, k, v, att, H)
-
-    def loss():
-        return float(np.sum(causal_attention_forward_fused(q, k, v, H)[0] * dout))
-
-    assert_grad_close(dq, loss, q)
-    assert_grad_close(dk, loss, k)
-    assert_grad_close(dv, loss, v)
+    check_backward_by_finite_differences(causal_attention_forward_fused, causal_attention_backward_fused,
+                                         lead, Tq, Tk, C, H, 8)
 
 
 def test_fused_reads_strided_views():
