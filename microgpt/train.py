@@ -135,7 +135,7 @@ def resume_backend(exp: Experiment, resumed: Checkpoint, path: str):
     """A backend holding the checkpoint's weights and Adam moments, `exp.rng` at its position; and its step.
 
     Refuses a checkpoint that would silently continue another run: other data (vocabulary or
-    file contents) or another seed (another shuffle).
+    file contents), another seed (another shuffle) or another number of documents per step.
     """
     if resumed.uchars != exp.tokenizer.uchars:
         raise CheckpointError(f"{path}: its vocabulary differs from this data's; resume with the same data")
@@ -144,10 +144,15 @@ def resume_backend(exp: Experiment, resumed: Checkpoint, path: str):
         source = resumed.dataset.get("source")
         raise CheckpointError(f"{path}: was trained on other data ({source}, sha256 {recorded[:12]}...) than "
                               f"{exp.dataset.source}; resume with the same --data")
-    saved_seed = resumed.config.training.seed
-    if exp.cfg.training.seed != saved_seed:
-        raise MicrogptError(f"--seed {exp.cfg.training.seed}: {path} was trained with seed {saved_seed}, which "
+    saved, now = resumed.config.training, exp.cfg.training
+    if now.seed != saved.seed:
+        raise MicrogptError(f"--seed {now.seed}: {path} was trained with seed {saved.seed}, which "
                             "fixes its document order; a resumed run keeps it (leave out --seed)")
+    if (now.batch_size, now.grad_accum) != (saved.batch_size, saved.grad_accum):
+        # which documents step s trains on depends on the documents per step
+        raise MicrogptError(f"{path} was trained with {saved.batch_size} doc(s) x {saved.grad_accum} accumulation "
+                            f"per step, this run asks for {now.batch_size} x {now.grad_accum}; resume with "
+                            f"--batch-size {saved.batch_size} --grad-accum {saved.grad_accum}")
     exp.weights = resumed.weights
     state = resumed.train_state
     if state.get("rng_state"):

@@ -259,6 +259,10 @@ CASES = [
     Case(T, "`--resume` with another `--seed`", lambda w: w.train_args("--resume", "--seed", "7", "-o", w.partial),
          1, r"--seed 7: .*partial.json was trained with seed 42, which fixes its document order; a resumed run "
             r"keeps it \(leave out --seed\)$"),
+    Case(T, "`--resume` with another `--batch-size`",
+         lambda w: w.train_args("--resume", "--batch-size", "3", "-o", w.partial), 1,
+         r"partial.json was trained with 1 doc\(s\) x 1 accumulation per step, this run asks for 3 x 1; resume "
+         r"with --batch-size 1 --grad-accum 1$"),
     Case(T, "`--resume --stop-after` at or before the saved step",
          lambda w: w.train_args("--resume", "--stop-after", "5", "-o", w.partial), 1,
          r"--stop-after 5: .*partial.json is already at step 5; give a later step$"),
