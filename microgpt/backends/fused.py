@@ -24,6 +24,7 @@ import numpy as np
 from ..config import Config
 from ..errors import MicrogptError
 from ..kernels import fused_model, fused_sample, fused_train
+from ..kernels.attention import default_threading_layer
 from ..kernels.fused_layers import RELU, RELU2
 from ..params import param_shapes
 from ..sampling import next_token
@@ -85,6 +86,7 @@ class FusedBackend(Backend):
 
     def __init__(self, cfg: Config, vocab_size: int, weights: dict[str, Matrix], train_docs=None):
         super().__init__(cfg, vocab_size, weights, train_docs)
+        default_threading_layer()  # before the threaded loop first runs: workqueue, not omp's spinning workers
         mc, t = cfg.model, cfg.training
         self.dtype = np.dtype(t.dtype)
         self.shapes = param_shapes(mc, vocab_size)
