@@ -2,7 +2,7 @@
 
 - `TrainStep.time_step`: one optimizer step, one document (batch 1, as the reference);
 - `Throughput.track_tokens_per_s`, `track_mfu`: predicted positions per second over
-  at least half a second of steps, and that as a fraction of this machine's matmul
+  at least half a second of steps, and that as a percentage of this machine's matmul
   peak (microgpt.perf; the FLOP formula is in docs/benchmarking.md);
 - `PeakMem.peakmem_train_short`: the process's peak memory over a short run.
 
@@ -15,37 +15,37 @@ import time
 from .common import BACKENDS, DTYPES, SCENARIOS, make_backend
 
 
-class TrainStep:
+class _Training:
+    """backend x dtype x scenario; `setup` builds, compiles and warms a backend (or skips the combination)."""
+
     params = (BACKENDS, DTYPES, SCENARIOS)
     param_names = ["backend", "dtype", "scenario"]
     timeout = 600
 
-    def setup(self, backend, dtype, scenario):
+    def setup(self, *params):
+        # Throughput's setup also gets setup_cache's result first: the last three are always ours
+        backend, dtype, scenario = params[-3:]
         self.exp, self.be = make_backend(backend, dtype, scenario)
         self.step = 2
 
+
+class TrainStep(_Training):
     def time_step(self, backend, dtype, scenario):
         self.be.train_steps(self.step, 1)
         self.step += 1
 
 
-class Throughput:
-    params = (BACKENDS, DTYPES, SCENARIOS)
-    param_names = ["backend", "dtype", "scenario"]
-    timeout = 600
-
+class Throughput(_Training):
     def setup_cache(self):
-        """This machine's matmul peak per dtype, measured once per run (needs numpy)."""
+        """This machine's matmul peak per dtype (microgpt.perf.probe_peaks: 1 BLAS thread and all cores, each
+        in a fresh process; the higher), measured once per run. Empty without numpy."""
         try:
-            from microgpt.perf import matmul_peak_gflops
+            from microgpt.perf import peak_of, probe_peaks
 
-            return {dtype: matmul_peak_gflops(dtype) for dtype in DTYPES}
-        except ImportError:
+            peaks = probe_peaks()
+        except (ImportError, RuntimeError):
             return {}
-
-    def setup(self, peaks, backend, dtype, scenario):
-        self.exp, self.be = make_backend(backend, dtype, scenario)
-        self.step = 2
+        return {dtype: peak_of(peaks, dtype) for dtype in DTYPES}
 
     def _tokens_per_s(self):
         """Positions per second over >= 0.5 s of whole steps (at least 3)."""
@@ -69,7 +69,7 @@ class Throughput:
     def track_mfu(self, peaks, backend, dtype, scenario):
         from microgpt.perf import flops_for_docs, mfu
 
-        if dtype not in peaks:
+        if not peaks.get(dtype):
             raise NotImplementedError("no matmul peak (numpy missing)")
         rate, positions = self._tokens_per_s()
         flops_per_token = flops_for_docs(self.exp.cfg.model, self.exp.tokenizer.vocab_size, positions) / sum(positions)
@@ -78,13 +78,6 @@ class Throughput:
     track_mfu.unit = "% of matmul peak"
 
 
-class PeakMem:
-    params = (BACKENDS, DTYPES, SCENARIOS)
-    param_names = ["backend", "dtype", "scenario"]
-    timeout = 600
-
-    def setup(self, backend, dtype, scenario):
-        self.exp, self.be = make_backend(backend, dtype, scenario)
-
+class PeakMem(_Training):
     def peakmem_train_short(self, backend, dtype, scenario):
         self.be.train_steps(2, 10)

@@ -26,7 +26,6 @@ import math
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 
 from . import perf
@@ -47,6 +46,21 @@ PLOTS = {
 def load_json(path: str):
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def slim(data):
+    """A tool's JSON without the per-sample lists (pytest-benchmark's stats.data, the sweep's step times),
+    losses rounded to 6 digits: the inputs of a committed report stay small; the summaries are all kept."""
+    if isinstance(data, dict):
+        return {k: (slim_losses(v) if k == "curves" else slim(v)) for k, v in data.items()
+                if k not in ("data", "step_times_s") or not isinstance(v, list)}
+    if isinstance(data, list):
+        return [slim(x) for x in data]
+    return data
+
+
+def slim_losses(curves):
+    return {k: [float(f"{x:.6g}") for x in v] for k, v in curves.items()} if isinstance(curves, dict) else curves
 
 
 def thread_label(blas, numba, layer) -> str:
@@ -129,13 +143,24 @@ def pyperf_rows(paths: list[str]) -> list[dict]:
     return rows
 
 
+def _asv_run_time(path: str) -> tuple:
+    """When an asv result file was run: its latest `started_at` (ms), then its mtime. Not its "date", which is
+    the commit's: two environments' files of one commit share it."""
+    data = load_json(path)
+    columns = data.get("result_columns", [])
+    started = [dict(zip(columns, entry)).get("started_at") or 0 for entry in data.get("results", {}).values()]
+    return max(started, default=0), os.path.getmtime(path)
+
+
 def asv_rows(results_dir: str, prefix: str = "training.") -> tuple[str | None, list[dict]]:
-    """The newest asv result file under results_dir: its benchmarks starting with `prefix`, one row per params."""
+    """The most recently run asv result file under results_dir holding benchmarks that start with `prefix`:
+    those benchmarks, one row per combination of params."""
     files = [f for f in glob.glob(os.path.join(results_dir, "*", "*.json"))
-             if os.path.basename(f) not in ("machine.json", "benchmarks.json")]
+             if os.path.basename(f) not in ("machine.json", "benchmarks.json")
+             and any(name.startswith(prefix) for name in load_json(f).get("results", {}))]
     if not files:
         return None, []
-    newest = max(files, key=lambda f: load_json(f).get("date", 0))
+    newest = max(files, key=_asv_run_time)
     data = load_json(newest)
     columns = data.get("result_columns", ["result", "params"])
     rows = []
@@ -148,37 +173,31 @@ def asv_rows(results_dir: str, prefix: str = "training.") -> tuple[str | None, l
             results = [results]
         combos = list(itertools.product(*params)) if params else [()]
         for combo, value in zip(combos, results):
+            if isinstance(value, float) and math.isnan(value):
+                value = None  # asv's mark for a benchmark skipped in setup
             rows.append({"name": name, "params": [str(p).strip("'") for p in combo], "value": value})
     return newest, rows
 
 
-# -- measuring the peak ---------------------------------------------------------------
-
-
-def probe_peaks(threads=(1, None), n: int = 1024, repeats: int = 9) -> dict:
-    """{dtype: {"1": GFLOP/s, "all": GFLOP/s}}: numpy gemm in a fresh process per BLAS thread count.
-
-    "all" leaves the BLAS to use every core; the process starts with the BLAS
-    variables set, since OpenBLAS reads them once, when numpy is imported.
-    """
-    cores = perf.run_metadata()["usable_cores"] or 1
-    out: dict = {}
-    for t in threads:
-        env = dict(os.environ)
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            env[var] = str(t or cores)
-        code = (f"import json, sys; sys.path.insert(0, {ROOT!r}); from microgpt.perf import matmul_peak_gflops; "
-                f"print(json.dumps({{d: matmul_peak_gflops(d, n={n}, repeats={repeats}) "
-                f"for d in ('float64', 'float32')}}))")
-        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
-        if proc.returncode:
-            raise RuntimeError(f"matmul peak probe failed: {proc.stderr.strip()[-500:]}")
-        for dtype, gflops in json.loads(proc.stdout).items():
-            out.setdefault(dtype, {})["1" if t == 1 else "all"] = gflops
-    return out
-
-
 # -- plots -----------------------------------------------------------------------------
+
+
+def save_png(fig, path: str) -> None:
+    """Write a figure as a 256-colour PNG: a quarter of the size of matplotlib's RGBA one, and committed reports
+    stay small. Falls back to the plain PNG without Pillow."""
+    import io
+
+    plt = _pyplot()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    try:
+        from PIL import Image
+    except ImportError:
+        with open(path, "wb") as f:
+            f.write(buf.getvalue())
+        return
+    Image.open(buf).convert("RGB").quantize(colors=256).save(path, optimize=True)
 
 
 def _pyplot():
@@ -223,8 +242,7 @@ def plot_sweep(rows: list[dict], metric: str, ylabel: str, path: str) -> None:
         order = sorted(range(len(labels)), key=lambda k: settings.index(labels[k]))
         ax.legend([handles[k] for k in order], [labels[k] for k in order], fontsize=7, ncol=3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def plot_kernels(rows: list[dict], path: str) -> None:
@@ -248,8 +266,7 @@ def plot_kernels(rows: list[dict], path: str) -> None:
     for ax in list(axes.flat)[len(groups):]:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def _log_axis(ax, which: str = "x") -> None:
@@ -260,17 +277,6 @@ def _log_axis(ax, which: str = "x") -> None:
     axis = ax.xaxis if which == "x" else ax.yaxis
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
-
-
-def peak_of(peaks: dict, dtype: str) -> float | None:
-    """The machine's matmul peak for a dtype: the higher of the 1-thread and all-core probes.
-
-    On a machine shared with other work, the all-core probe can come out lower
-    than one thread (the second core is busy); the higher one is what the
-    machine demonstrably did.
-    """
-    values = [v for v in peaks.get(dtype, {}).values() if v]
-    return max(values) if values else None
 
 
 def plot_gflops(kernel: list[dict], training: list[dict], peaks: dict, path: str) -> None:
@@ -289,7 +295,7 @@ def plot_gflops(kernel: list[dict], training: list[dict], peaks: dict, path: str
     ax.invert_yaxis()
     _log_axis(ax)
     for dtype, style in (("float64", "-"), ("float32", "--")):
-        peak = peak_of(peaks, dtype)
+        peak = perf.peak_of(peaks, dtype)
         if peak:
             ax.axvline(peak, color=colors[dtype], linestyle=style, label=f"{dtype} matmul peak: {peak:.1f} GFLOP/s")
     ax.set_xlabel("GFLOP/s (log); blue float64, orange float32")
@@ -297,8 +303,7 @@ def plot_gflops(kernel: list[dict], training: list[dict], peaks: dict, path: str
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(axis="x", which="both", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def moving_average(xs: list[float], k: int) -> list[float]:
@@ -315,8 +320,10 @@ def plot_losses(curves: dict, path: str, smooth: int = 50) -> None:
     """Top: every backend's loss (moving average). Bottom: |loss - python's loss| step by step, log scale."""
     plt = _pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 8), gridspec_kw={"height_ratios": [3, 2]})
+    colors = {}
     for label, losses in curves.items():
-        top.plot(range(1, len(losses) + 1), moving_average(losses, smooth), label=label, linewidth=1.2)
+        (line,) = top.plot(range(1, len(losses) + 1), moving_average(losses, smooth), label=label, linewidth=1.2)
+        colors[label] = line.get_color()  # the same colour for a backend in both panels
     top.set_ylabel(f"training loss ({smooth}-step moving average)")
     top.set_title("Loss per backend (names, reference schedule, same documents and initial weights)")
     top.grid(alpha=0.3)
@@ -330,7 +337,7 @@ def plot_losses(curves: dict, path: str, smooth: int = 50) -> None:
             n = min(len(ref), len(losses))
             # an exact match is drawn at 1e-17, below float64's resolution of a loss near 3
             diffs = [max(abs(a - b), 1e-17) for a, b in zip(ref[:n], losses[:n])]
-            bottom.plot(range(1, n + 1), diffs, label=label, linewidth=0.9)
+            bottom.plot(range(1, n + 1), diffs, label=label, linewidth=0.9, color=colors[label])
         _log_axis(bottom, "y")
         bottom.set_ylabel(f"|loss - {ref_label}|")
         bottom.legend(fontsize=7, ncol=2)
@@ -339,8 +346,7 @@ def plot_losses(curves: dict, path: str, smooth: int = 50) -> None:
         bottom.axis("off")
     bottom.set_xlabel("step")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def reference_curve(curves: dict) -> str | None:
@@ -388,7 +394,7 @@ def headline(rows: list[dict], peaks: dict, skips: dict) -> list[str]:
             runs = [r for r in sub if r["backend_dtype"] == g]
             single = next((r for r in runs if r["blas"] == 1 and r["numba"] == 1), None)
             best = max(runs, key=lambda r: r["steps_per_s"])
-            peak = peak_of(peaks, best["dtype"])
+            peak = perf.peak_of(peaks, best["dtype"])
             body.append([
                 f"`{best['backend']}` {best['dtype']}",
                 fmt(single["steps_per_s"]) if single else "n/a",
@@ -447,6 +453,25 @@ def layer_table(rows: list[dict]) -> list[str]:
             + [""])
 
 
+ASV_COLUMNS = {  # training benchmark -> (column, how to print a value)
+    "training.TrainStep.time_step": ("time_step", fmt_time),
+    "training.Throughput.track_tokens_per_s": ("tokens/s", fmt),
+    "training.Throughput.track_mfu": ("MFU", lambda v: f"{v:.2f} %"),
+    "training.PeakMem.peakmem_train_short": ("peak memory", lambda v: f"{v / 2 ** 20:.0f} MiB"),
+}
+
+
+def asv_table(rows: list[dict]) -> list[str]:
+    """One line per backend x dtype x scenario that ran, one column per training benchmark."""
+    names = [n for n in ASV_COLUMNS if any(r["name"] == n for r in rows)]
+    cells: dict = {}
+    for r in rows:
+        if r["name"] in ASV_COLUMNS and r["value"] is not None:
+            cells.setdefault(" ".join(r["params"]), {})[r["name"]] = ASV_COLUMNS[r["name"]][1](r["value"])
+    body = [[key] + [got.get(n, "") for n in names] for key, got in cells.items()]
+    return table(["backend dtype scenario"] + [ASV_COLUMNS[n][0] for n in names], body)
+
+
 def write_report(args, out_dir: str) -> str:
     os.makedirs(out_dir, exist_ok=True)
     data_dir = os.path.join(out_dir, "data")
@@ -460,13 +485,15 @@ def write_report(args, out_dir: str) -> str:
     pyperf = pyperf_rows(args.pyperf)
     curves = load_json(args.losses) if args.losses else None
     asv_file, asv = asv_rows(args.asv) if args.asv and os.path.isdir(args.asv) else (None, [])
-    peaks = args.peaks_json and load_json(args.peaks_json) or probe_peaks()
+    peaks = load_json(args.peaks_json) if args.peaks_json else perf.probe_peaks()
+    peaks = peaks.get("peaks_gflops", peaks)  # a report's own data/peaks.json works too
     meta = perf.run_metadata()
     with open(os.path.join(data_dir, "peaks.json"), "w", encoding="utf-8") as f:
         json.dump({"peaks_gflops": peaks, "metadata": meta}, f, indent=1)
     for src in [*args.sweep, args.kernels, *args.pyperf, args.losses]:
         if src and os.path.abspath(os.path.dirname(src)) != os.path.abspath(data_dir):
-            shutil.copy(src, data_dir)
+            with open(os.path.join(data_dir, os.path.basename(src)), "w", encoding="utf-8") as f:
+                json.dump(slim(load_json(src)), f, indent=None, separators=(",", ":"))
 
     # the sweep's metadata describes the machine the numbers came from
     src_meta = sweeps[0]["metadata"] if sweeps else meta
@@ -495,6 +522,7 @@ def write_report(args, out_dir: str) -> str:
     if rows:
         lines += ["Training speed per backend (thread sweep; one document per step, the scenario's schedule). "
                   "*1 thread*: OMP/OPENBLAS/MKL and NUMBA threads all 1. *best*: the fastest thread setting. "
+                  "*last loss*: the loss of the run's last step (python runs fewer steps than the others). "
                   "MFU: model FLOPs (`microgpt.perf.flops_per_token`) per second over the matmul peak "
                   "of the same dtype (the higher of the two probes below).", ""]
         lines += headline(rows, peaks, sweep_skips(sweeps))
@@ -504,7 +532,7 @@ def write_report(args, out_dir: str) -> str:
     lines += ["## Matmul peak (measured now)", ""]
     lines += table(["dtype", "1 BLAS thread", "all cores"],
                    [[d, fmt(p.get("1")), fmt(p.get("all"))] for d, p in peaks.items()])
-    lines += ["", "GFLOP/s of one 1024×1024×1024 numpy matmul (median of 9, after a warm-up), each in a fresh "
+    lines += ["", "GFLOP/s of one 1024×1024×1024 numpy matmul (the fastest of 9, after a warm-up), each in a fresh "
               "process with the BLAS thread variables set.", ""]
 
     if rows:
@@ -542,7 +570,7 @@ def write_report(args, out_dir: str) -> str:
         if best:
             body = []
             for r in best.values():
-                peak, single = peak_of(peaks, r["dtype"]), peaks.get(r["dtype"], {}).get("1")
+                peak, single = perf.peak_of(peaks, r["dtype"]), peaks.get(r["dtype"], {}).get("1")
                 body.append([r["scenario"], r["backend_dtype"], r["threads"], fmt(r["gflops"]),
                              f"{100 * r['gflops'] / peak:.2f} %" if peak else "n/a",
                              f"{100 * r['gflops'] / single:.2f} %" if single else "n/a"])
@@ -577,13 +605,11 @@ def write_report(args, out_dir: str) -> str:
 
     if asv:
         info = load_json(asv_file)
-        lines += ["## asv", "", f"From `{os.path.basename(asv_file)}`, the newest file in `{args.asv}`: commit "
+        lines += ["## asv", "", f"From `{os.path.basename(asv_file)}`, the most recently run file with training results in `{args.asv}`: commit "
                   f"{str(info.get('commit_hash'))[:8]}, environment {info.get('env_name')} (it may predate this "
-                  "report's commit):", ""]
-        body = [[r["name"].removeprefix("training."), " ".join(r["params"]),
-                 "skipped" if r["value"] is None else (fmt_time(r["value"]) if r["name"].endswith("time_step")
-                                                       else fmt(r["value"]))] for r in asv]
-        lines += table(["benchmark", "params", "value"], [b for b in body if b[2] != "skipped"], "llr")
+                  "report's commit). MFU against the higher of this machine's two float64 or float32 matmul probes "
+                  "as asv measured them; combinations skipped in setup are left out:", ""]
+        lines += asv_table(asv)
         lines.append("")
 
     lines += ["## Reproduce", "", "```bash", *args.reproduce, "```", ""]
@@ -610,7 +636,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--losses", help="loss curves JSON (scripts/make_report.py)")
     default_asv = os.path.join(ROOT, ".asv", "results")
     p.add_argument("--asv", default=default_asv, help="asv results folder (default .asv/results, if present)")
-    p.add_argument("--peaks-json", help="use these peaks ({dtype: {'1': x, 'all': y}}) instead of measuring")
+    p.add_argument("--peaks-json", help="use these peaks instead of measuring: {dtype: {'1': x, 'all': y}}, or a "
+                   "report's data/peaks.json")
     p.add_argument("--reports", default=os.path.join(ROOT, "reports"), help="where report folders go")
     p.add_argument("--latest", action="store_true", help="also copy the report to <reports>/latest/")
     p.add_argument("--reproduce", nargs="*", default=["python scripts/make_report.py --latest"],

@@ -1,8 +1,8 @@
 """Run every benchmark tool, then write the report: reports/<date>-<commit>/report.md (and reports/latest/).
 
-    python scripts/make_report.py --latest            # the committed reports/latest/ (~15-20 min on 2 cores)
-    python scripts/make_report.py --quick             # a smoke test of the whole pipeline (~3 min)
-    python scripts/make_report.py --pyperf --latest   # also pyperf (adds ~5 min)
+    python scripts/make_report.py --full --latest     # everything, into reports/latest/ (~5 min on 2 cores)
+    python scripts/make_report.py --latest            # without pyperf and asv
+    python scripts/make_report.py --quick --full      # a smoke test of the whole pipeline (~2-3 min)
 
 In order, each tool in its own process:
 
@@ -11,9 +11,12 @@ In order, each tool in its own process:
    every result checked; with 1 BLAS and 1 Numba thread unless --kernel-threads says otherwise;
 3. loss curves: each backend x dtype trains names from the same weights on the reference
    schedule (python for fewer steps: it is ~1000x slower);
-4. scripts/pyperf_train.py (with --pyperf);
-5. python -m microgpt.report on all of the above, the newest asv results in .asv/results
+4. scripts/pyperf_train.py --fast, 1 thread (with --pyperf);
+5. asv's training benchmarks at HEAD, saved to .asv/results (with --asv);
+6. python -m microgpt.report on all of the above, the newest asv results in .asv/results
    if there are any, and a matmul peak probe it runs itself.
+
+--full is --pyperf --asv.
 
 The raw JSON of each tool is kept in the report's data/ folder.
 """
@@ -45,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "not for publishing")
     p.add_argument("--scenarios", nargs="+", default=["names", "alice"], help="for the thread sweep")
     p.add_argument("--pyperf", action="store_true", help="also run scripts/pyperf_train.py (--fast)")
+    p.add_argument("--asv", action="store_true", help="also run asv's training benchmarks on this checkout "
+                   "(asv run --python=same --set-commit-hash HEAD --bench training)")
+    p.add_argument("--full", action="store_true", help="everything: --pyperf --asv")
     p.add_argument("--loss-steps", type=int, default=1000, help="loss-curve steps, array backends (default 1000)")
     p.add_argument("--python-loss-steps", type=int, default=200, help="loss-curve steps, python (default 200)")
     p.add_argument("--kernel-threads", type=int, default=1, help="BLAS and Numba threads for the kernel "
@@ -100,8 +106,22 @@ def loss_curves(args, work: str) -> str:
     return path
 
 
+def run_asv(quick: bool) -> None:
+    """asv's training benchmarks on this checkout, saved under HEAD's hash in .asv/results (the report reads them)."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    if head.returncode:
+        raise SystemExit("error: --asv needs a git checkout (asv labels results with a commit)")
+    if not os.path.exists(os.path.expanduser("~/.asv-machine.json")):
+        subprocess.run([sys.executable, "-m", "asv", "machine", "--yes"], cwd=ROOT, capture_output=True)
+    cmd = [sys.executable, "-m", "asv", "run", "--python=same", "--set-commit-hash", head.stdout.strip(),
+           "--bench", r"training\."]
+    run(cmd + (["-a", "repeat=1", "-a", "rounds=1"] if quick else []), what="asv training benchmarks")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.full:
+        args.pyperf = args.asv = True
     if args.loss_worker:
         backend, dtype, steps, out = args.loss_worker
         loss_worker(backend, dtype, int(steps), out)
@@ -128,13 +148,19 @@ def main(argv=None) -> int:
         pyperf_files = []
         if args.pyperf:
             pyperf_out = os.path.join(work, "pyperf_train.json")
-            run([sys.executable, "scripts/pyperf_train.py", "--fast", "-o", pyperf_out] + (["--debug-single-value"] if args.quick else []),
-                what="pyperf")
+            # quick: 2 worker processes of 2 values (pyperf's --debug-single-value loses to --fast)
+            run([sys.executable, "scripts/pyperf_train.py", "-q", "-o", pyperf_out]
+                + (["-p", "2", "-n", "2", "-w", "1"] if args.quick else ["--fast"]), THREAD_ONE, "pyperf, 1 thread")
             pyperf_files.append(pyperf_out)
+
+        if args.asv:
+            run_asv(args.quick)
 
         reproduce = ["pip install -e '.[all]'",
                      "export MICROGPT_DATA_DIR=../shared/data   # or let the scripts find ../shared/data",
-                     "python scripts/make_report.py --latest" + (" --pyperf" if args.pyperf else "")
+                     "python scripts/make_report.py --latest" + (" --full" if args.pyperf and args.asv else
+                                                                 " --pyperf" if args.pyperf else
+                                                                 " --asv" if args.asv else "")
                      + (" --quick" if args.quick else "")]
         report_args = ["--sweep", sweep, "--kernels", kernels, "--losses", losses, "--reports", args.reports,
                        "--reproduce", *reproduce]

@@ -25,6 +25,7 @@ the learning rate stays at its peak however many steps pyperf asks for.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -110,6 +111,8 @@ def metadata(backend: str, dtype: str, scenario: str, exp=None) -> dict:
 def main() -> None:
     runner = pyperf.Runner(add_cmdline_args=add_cmdline_args)
     p = runner.argparser
+    p.prog, p.description = "python scripts/pyperf_train.py", __doc__
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("--scenario", default="names", help="configs/<scenario>.json (default names)")
     p.add_argument("--backends", nargs="+", default=[b for b in REGISTRY], choices=list(REGISTRY),
                    help="default: every backend (those not installed are skipped)")

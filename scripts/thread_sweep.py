@@ -46,8 +46,9 @@ from microgpt.config import load_scenario  # noqa: E402
 
 BENCHMARK_TRAIN = os.path.join(ROOT, "scripts", "benchmark_train.py")
 BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-# steps per run (warm-up included) when --steps is not given: enough for >= ~1 s of timed steps
-DEFAULT_STEPS = {("names", "python"): 30, ("names", None): 400, (None, None): 80}
+# steps per run (warm-up included) when --steps is not given: a few hundred ms to a few s of timed steps
+# per run (python ~60 ms a step on names; the array backends 30 us - 300 us on names, 0.5 - 6 ms on alice)
+DEFAULT_STEPS = {("names", "python"): 30, ("names", None): 1000, (None, None): 200}
 
 
 def threading_layers() -> list[str]:
@@ -67,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--numba-threads", nargs="+", type=int, default=[1, 2], help="NUMBA_NUM_THREADS values")
     p.add_argument("--layers", nargs="+", default=threading_layers(),
                    help="threading layers tried with more than one Numba thread (default: those installed)")
-    p.add_argument("--steps", type=int, help="steps per run, warm-up included (default: 400 names, 30 python, "
-                   "80 otherwise)")
+    p.add_argument("--steps", type=int, help="steps per run, warm-up included (default: 1000 names, 30 python, "
+                   "200 otherwise)")
     p.add_argument("--warmup", type=int, default=5, help="steps run before timing (default 5)")
     p.add_argument("--chunk", type=int, default=10, help="steps per train_steps() call (default 10; fused runs "
                    "a chunk in one compiled call)")

@@ -63,6 +63,20 @@ def test_matmul_peak_is_a_positive_rate():
     assert perf.matmul_peak_gflops("float32", n=64, repeats=3) > 0
 
 
+def test_peak_probes_run_in_a_process_per_thread_count():
+    pytest.importorskip("numpy")
+    peaks = perf.probe_peaks(threads=(1, None), n=64, repeats=2)
+    assert set(peaks) == {"float64", "float32"}
+    assert all(set(p) == {"1", "all"} and min(p.values()) > 0 for p in peaks.values())
+
+
+def test_mfu_is_taken_against_the_higher_probe():
+    # a busy second core can make the all-core probe the slower one
+    assert perf.peak_of({"float64": {"1": 60.0, "all": 45.0}}, "float64") == 60.0
+    assert perf.peak_of({"float64": {"1": 60.0, "all": 110.0}}, "float64") == 110.0
+    assert perf.peak_of({}, "float32") is None
+
+
 def test_perf_works_without_numpy_or_numba():
     code = ("import json, microgpt.perf as p; from microgpt.config import load_scenario; "
             "m = p.run_metadata(); print(json.dumps([p.flops_per_token(load_scenario('names').model, 27), "
