@@ -128,16 +128,6 @@ def test_large_scores_stay_finite():
     assert all(np.all(np.isfinite(d)) for d in (dq, dk, dv))
 
 
-def test_float32_stays_float32():
-    q, k, v = _inputs((2,), 5, 5, 8, 8, dtype=np.float32)
-    out, att = causal_attention_forward(q, k, v, 2)
-    assert out.dtype == att.dtype == np.float32
-    grads = causal_attention_backward(np.ones_like(out), q, k, v, att, 2)
-    assert all(g.dtype == np.float32 for g in grads)
-    ref_out, _ = causal_attention_reference(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64), 2)
-    np.testing.assert_allclose(out, ref_out, rtol=1e-4, atol=1e-5)
-
-
 # -- the Numba softmax forms (`*_fused`) --------------------------------------------------
 
 import microgpt.kernels.causal_attention as ca  # noqa: E402
@@ -176,13 +166,15 @@ def test_fused_reads_strided_views():
     np.testing.assert_allclose(out, ref_out, rtol=1e-13, atol=1e-15)
 
 
-def test_fused_float32_stays_float32_and_is_accurate():
+@pytest.mark.parametrize("forward,backward", [(causal_attention_forward, causal_attention_backward),
+                                              (causal_attention_forward_fused, causal_attention_backward_fused)])
+def test_float32_stays_float32_and_is_accurate(forward, backward):
     q, k, v = _inputs((2,), 33, 33, 8, 11, dtype=np.float32)
-    out, att = causal_attention_forward_fused(q, k, v, 2)
+    out, att = forward(q, k, v, 2)
     assert out.dtype == att.dtype == np.float32
-    grads = causal_attention_backward_fused(np.ones_like(out), q, k, v, att, 2)
+    grads = backward(np.ones_like(out), q, k, v, att, 2)
     assert all(g.dtype == np.float32 for g in grads)
-    ref_out, ref_att = causal_attention_forward(*(x.astype(np.float64) for x in (q, k, v)), 2)
+    ref_out, ref_att = causal_attention_reference(*(x.astype(np.float64) for x in (q, k, v)), 2)
     np.testing.assert_allclose(att, ref_att, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(out, ref_out, rtol=1e-5, atol=1e-6)
 
