@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .config import DTYPES, Config, config_from_dict, preview
+from .config import DTYPES, Config, config_from_dict, preview, read_text
 from .errors import CheckpointError, ConfigError
 from .params import param_shapes
 
@@ -140,13 +140,7 @@ def _fsync_folder(folder: str) -> None:
 
 def load(path: str) -> Checkpoint:
     """Read and validate a checkpoint; CheckpointError says what is wrong."""
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such model file (train one with: python -m microgpt.train)") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: cannot read: {e}") from None
+    text = read_text(path, CheckpointError, "no such model file (train one with: python -m microgpt.train)")
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:

@@ -241,15 +241,19 @@ def _plain_text(text: str) -> bool:
 
 def load_config(path: str) -> Config:
     """Read and validate a JSON config file. Raises ConfigError naming the file."""
+    raw = parse_json(read_text(path, ConfigError, "no such config file"), path, ConfigError)
+    return config_from_dict(raw, path)
+
+
+def read_text(path: str, error: type, missing: str) -> str:
+    """A UTF-8 file's text (config or checkpoint); `error` naming `path` if it cannot be read, `missing` if absent."""
     try:
         with open(path, encoding="utf-8-sig") as f:  # a byte-order mark, as some editors write, is allowed
-            text = f.read()
+            return f.read()
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
+        raise error(f"{path}: {missing}") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read: {e}") from None
-    raw = parse_json(text, path, ConfigError)
-    return config_from_dict(raw, path)
+        raise error(f"{path}: cannot read: {e}") from None
 
 
 def parse_json(text: str, path: str, error: type) -> Any:

@@ -30,6 +30,21 @@ def num_params(model: ModelConfig, vocab_size: int) -> int:
     return sum(r * c for r, c in param_shapes(model, vocab_size).values())
 
 
+def param_offsets(shapes: dict[str, tuple[int, int]]) -> dict[str, int]:
+    """Name -> where its matrix starts in one flat vector of every parameter, row by row, in `shapes` order."""
+    offsets, offset = {}, 0
+    for name, (rows, cols) in shapes.items():
+        offsets[name] = offset
+        offset += rows * cols
+    return offsets
+
+
+def param_views(flat, shapes: dict[str, tuple[int, int]]) -> dict:
+    """Name -> the (rows, cols) view of its matrix inside the flat array `flat` (laid out as `param_offsets`)."""
+    return {name: flat[off:off + shapes[name][0] * shapes[name][1]].reshape(shapes[name])
+            for name, off in param_offsets(shapes).items()}
+
+
 def is_projection(name: str) -> bool:
     """The matrices `zero_init_proj` zeroes: the ones that write into the residual stream."""
     return name.endswith(("attn_wo", "mlp_fc2"))

@@ -251,7 +251,7 @@ def run_metadata() -> dict:
 
 
 def data_dirs(extra=()) -> list[str]:
-    """Folders searched for a scenario's data file, in order: extra, $MICROGPT_DATA_DIR, ../shared/data."""
+    """Folders searched for a scenario's data file, in order: extra, $MICROGPT_DATA_DIR, ../shared/data, data/."""
     dirs = list(extra)
     if os.environ.get("MICROGPT_DATA_DIR"):
         dirs.append(os.environ["MICROGPT_DATA_DIR"])
@@ -280,7 +280,8 @@ SYNTHETIC_SOURCE = "synthetic (microgpt.perf.synthetic_text, seed 1234)"
 
 
 def find_data_file(cfg, extra_dirs=()) -> str | None:
-    for folder in data_dirs(extra_dirs):
+    # the last place: where `python -m microgpt.train` downloads it (data.CACHE_DIR/<scenario>/)
+    for folder in data_dirs(extra_dirs) + [os.path.join(ROOT, "data", cfg.name)]:
         path = os.path.join(folder, cfg.data.file)
         if os.path.isfile(path):
             return path

@@ -143,10 +143,9 @@ def pyperf_rows(paths: list[str]) -> list[dict]:
     return rows
 
 
-def _asv_run_time(path: str) -> tuple:
-    """When an asv result file was run: its latest `started_at` (ms), then its mtime. Not its "date", which is
-    the commit's: two environments' files of one commit share it."""
-    data = load_json(path)
+def _asv_run_time(path: str, data: dict) -> tuple:
+    """When an asv result file (`data`, read from `path`) was run: its latest `started_at` (ms), then its mtime.
+    Not its "date", which is the commit's: two environments' files of one commit share it."""
     columns = data.get("result_columns", [])
     started = [dict(zip(columns, entry)).get("started_at") or 0 for entry in data.get("results", {}).values()]
     return max(started, default=0), os.path.getmtime(path)
@@ -155,13 +154,18 @@ def _asv_run_time(path: str) -> tuple:
 def asv_rows(results_dir: str, prefix: str = "training.") -> tuple[str | None, list[dict]]:
     """The most recently run asv result file under results_dir holding benchmarks that start with `prefix`:
     those benchmarks, one row per combination of params."""
-    files = [f for f in glob.glob(os.path.join(results_dir, "*", "*.json"))
-             if os.path.basename(f) not in ("machine.json", "benchmarks.json")
-             and any(name.startswith(prefix) for name in load_json(f).get("results", {}))]
-    if not files:
+    newest, newest_time, data = None, None, None  # each file is read once: a results folder grows with every run
+    for f in glob.glob(os.path.join(results_dir, "*", "*.json")):
+        if os.path.basename(f) in ("machine.json", "benchmarks.json"):
+            continue
+        candidate = load_json(f)
+        if not any(name.startswith(prefix) for name in candidate.get("results", {})):
+            continue
+        run_time = _asv_run_time(f, candidate)
+        if newest is None or run_time > newest_time:  # the first of equals, as max() picks
+            newest, newest_time, data = f, run_time, candidate
+    if newest is None:
         return None, []
-    newest = max(files, key=_asv_run_time)
-    data = load_json(newest)
     columns = data.get("result_columns", ["result", "params"])
     rows = []
     for name, entry in sorted(data.get("results", {}).items()):

@@ -30,13 +30,18 @@ def _check_logits(logits: list[float]) -> None:
                                 "unusable (did training diverge?)")
 
 
+def inverse_temperature(temperature: float) -> float:
+    """temperature ** -1 as the reference computes it (C pow()), inf where that overflows (temperature > 0)."""
+    try:
+        return temperature ** -1
+    except OverflowError:  # a subnormal temperature
+        return math.inf
+
+
 def probabilities(logits: list[float], temperature: float) -> list[float]:
     """softmax(logits / temperature) for finite logits and a temperature > 0, always a distribution."""
     _check_logits(logits)
-    try:
-        inv_t = temperature ** -1
-    except OverflowError:  # a subnormal temperature
-        inv_t = math.inf
+    inv_t = inverse_temperature(temperature)
     scaled = [float(x) * inv_t for x in logits]
     top = max(scaled)
     if not math.isfinite(top) or not all(map(math.isfinite, scaled)):

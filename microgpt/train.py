@@ -214,7 +214,8 @@ def main(argv=None) -> int:
         try:
             step, losses = train(exp, backend, start, stop, args, signals, kept)
             elapsed = time.perf_counter() - t0
-            if step > start or resumed is None:
+            saves = step > start or resumed is None  # a resume with no step left rewrites nothing
+            if saves:
                 checkpoint.save(output, make_checkpoint(exp, backend, step))
         except KeyboardInterrupt:  # a second signal: stop at once; a save it cut short left the old file whole
             signum = signals.signum or signal.SIGINT
@@ -226,13 +227,13 @@ def main(argv=None) -> int:
         print(f"{name}: stopped after step {step} of {total}; saved {output} "
               f"(continue with --resume)", file=sys.stderr)
         return 128 + signals.signum
-    if step == start and resumed is not None:
+    if not saves:
         print(f"already trained {step} of {total} steps ({output}); nothing to resume")
     steps_done = step - start
     if steps_done:
         print(f"trained {steps_done} steps in {format_duration(elapsed)} ({elapsed:.2f} s, "
               f"{steps_done / elapsed:.1f} steps/s); final loss {losses[-1]:.4f}")
-    if step > start or resumed is None:
+    if saves:
         print(f"saved {output}")
     if step < total:
         print(f"stopped after step {step} of {total}; continue with --resume")

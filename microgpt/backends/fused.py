@@ -26,8 +26,8 @@ from ..errors import MicrogptError
 from ..kernels import fused_model, fused_sample, fused_train
 from ..kernels.attention import default_threading_layer
 from ..kernels.fused_layers import RELU, RELU2
-from ..params import param_shapes
-from ..sampling import next_token
+from ..params import num_params, param_offsets, param_shapes, param_views
+from ..sampling import inverse_temperature, next_token
 from .base import Backend, Matrix
 
 # the most gradient buffers a step is split into; fixed, so the thread count cannot change the sums
@@ -59,11 +59,7 @@ def sample_token(logits: np.ndarray, exps: np.ndarray, temperature: float, rng) 
     sampling.next_token itself. `exps` (V,) float64 is scratch.
     """
     if 0 < temperature < math.inf:
-        try:
-            inv_t = temperature ** -1
-        except OverflowError:  # a subnormal temperature
-            inv_t = math.inf
-        total = fused_sample.softmax_numerators(exps, logits, inv_t)
+        total = fused_sample.softmax_numerators(exps, logits, inverse_temperature(temperature))
         if math.isfinite(total):
             return fused_sample.draw(exps, total ** -1, rng.random())  # rng.choices' one number
     return next_token(logits.tolist(), temperature, rng)
@@ -90,7 +86,6 @@ class FusedBackend(Backend):
         mc, t = cfg.model, cfg.training
         self.dtype = np.dtype(t.dtype)
         self.shapes = param_shapes(mc, vocab_size)
-        self.names = list(self.shapes)
         self.model = (vocab_size, mc.n_embd, mc.n_head, mc.n_layer, mc.block_size,
                       RELU2 if mc.activation == "relu2" else RELU, float((mc.head_dim ** 0.5) ** -1))
         self.hyper = (float(t.learning_rate), float(t.beta1), float(t.beta2), float(t.eps),
@@ -117,16 +112,9 @@ class FusedBackend(Backend):
 
     # -- layout ----------------------------------------------------------
 
-    def _offsets(self) -> dict[str, int]:
-        out, off = {}, 0
-        for n, (r, c) in self.shapes.items():
-            out[n] = off
-            off += r * c
-        return out
-
     def _check_layout(self):
         """The compiled code's offsets are those of params.param_shapes (a change there must show up here)."""
-        offs = self._offsets()
+        offs = param_offsets(self.shapes)
         o = fused_model.offsets(self.model, 0)
         expected = {"wte": o[0], "wpe": o[1], "lm_head": o[2]}
         for li in range(self.cfg.model.n_layer):
@@ -134,20 +122,15 @@ class FusedBackend(Backend):
             expected.update({f"layer{li}.attn_wq": o[3], f"layer{li}.attn_wo": o[4],
                              f"layer{li}.mlp_fc1": o[5], f"layer{li}.mlp_fc2": o[6]})
         bad = [n for n, off in expected.items() if offs[n] != off]
-        if bad or sum(r * c for r, c in self.shapes.values()) != fused_model.num_params(self.model):
+        if bad or num_params(self.cfg.model, self.vocab_size) != fused_model.num_params(self.model):
             raise AssertionError(f"fused parameter layout out of step with params.param_shapes: {bad}")
 
     def _set_flat(self, flat: np.ndarray, mats: dict[str, Matrix]):
-        for n, off in self._offsets().items():
-            r, c = self.shapes[n]
-            flat[off:off + r * c] = np.asarray(mats[n], dtype=np.float64).reshape(r * c)
+        for n, view in param_views(flat, self.shapes).items():
+            view[...] = np.asarray(mats[n], dtype=np.float64)  # one rounding, from the Python floats
 
     def _unflatten(self, flat: np.ndarray) -> dict[str, Matrix]:
-        out = {}
-        for n, off in self._offsets().items():
-            r, c = self.shapes[n]
-            out[n] = flat[off:off + r * c].reshape(r, c).tolist()
-        return out
+        return {n: view.tolist() for n, view in param_views(flat, self.shapes).items()}
 
     # -- training --------------------------------------------------------
 

@@ -38,7 +38,7 @@ from ..kernels.matmul import matmul_backward, matmul_forward
 from ..kernels.rmsnorm import rmsnorm_backward, rmsnorm_forward
 from ..kernels.xent import softmax_xent_backward, softmax_xent_forward
 from ..errors import MicrogptError
-from ..params import param_shapes
+from ..params import num_params, param_offsets, param_shapes, param_views
 from .base import Backend
 
 EVAL_TOKENS = 16384  # positions per forward when evaluating many documents
@@ -256,7 +256,7 @@ class NumpyBatchedBackend(Backend):
         self.dtype = np.dtype(cfg.training.dtype)
         self.shapes = param_shapes(cfg.model, vocab_size)
         self.names = list(self.shapes)
-        size = sum(r * c for r, c in self.shapes.values())
+        size = num_params(cfg.model, vocab_size)
         self.flat = np.empty(size, dtype=self.dtype)
         self.m_flat = np.zeros(size, dtype=self.dtype)
         self.v_flat = np.zeros(size, dtype=self.dtype)
@@ -272,10 +272,7 @@ class NumpyBatchedBackend(Backend):
 
     def _views(self, flat):
         """{name: (rows, cols) view of `flat`} plus layer{i}.attn_wqkv, the (3C, C) view over Wq, Wk, Wv."""
-        views, offset, starts = {}, 0, {}
-        for n, (r, c) in self.shapes.items():
-            views[n], starts[n] = flat[offset:offset + r * c].reshape(r, c), offset
-            offset += r * c
+        views, starts = param_views(flat, self.shapes), param_offsets(self.shapes)
         C = self.cfg.model.n_embd
         for i in range(self.cfg.model.n_layer):
             first = starts[f"layer{i}.attn_wq"]  # Wk and Wv follow it in parameter order

@@ -308,7 +308,6 @@ def _scatter_lanes(dst, col, v, t0, lo, hi):
 @njit(**JIT)
 def _key_dots(out, xT, c0, rows, col, hd, tb, n_keys):
     """out[s, tb:tb+W] = sum_j xT[c0 + j, tb:tb+W] * rows[s, col + j] (j < hd), for keys s < n_keys."""
-    W = vwidth(xT)
     s = 0
     while s + 4 <= n_keys:
         r0, r1, r2, r3 = take(rows, s), take(rows, s + 1), take(rows, s + 2), take(rows, s + 3)
@@ -335,7 +334,6 @@ def _key_dots(out, xT, c0, rows, col, hd, tb, n_keys):
 @njit(**JIT)
 def _weighted_rows(dst, dcol, p, rows, col, hd, tb, n_keys, lo, hi):
     """dst[t, dcol + j] = sum_s p[s, t] * rows[s, col + j] (s < n_keys, j < hd), for lo <= t < hi in block tb."""
-    W = vwidth(p)
     j = 0
     while j + 4 <= hd:
         a0 = a1 = a2 = a3 = vsplat(0.0, p)

@@ -82,7 +82,7 @@ def slot(a, j):
 
 @njit(**JIT)
 def num_params(model):
-    V, C, H, L, T = model[0], model[1], model[2], model[3], model[4]
+    V, C, L, T = model[0], model[1], model[3], model[4]
     return 2 * V * C + T * C + 12 * L * C * C
 
 

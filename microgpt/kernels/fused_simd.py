@@ -17,7 +17,7 @@ callable only from jitted code:
     a + b, a - b, a * b, a / b  # lane-wise, IEEE, no fused multiply-add
     vmax(a, b), vsqrt(a), vexp(a)
     vwhere_positive(x, v)       # v where x > 0, else 0 (the ReLU mask)
-    vsum(v), vmaxlane(v)        # horizontal, to a scalar
+    vsum(v)                     # horizontal, to a scalar
     vmask(v, lo, hi, fill)      # lanes outside lo..hi-1 replaced by fill
     vlane(v, k)                 # one lane
     m = matrix_view(flat, off, rows, cols)  # flat[off : off + rows*cols] as a C-contiguous matrix
@@ -36,7 +36,6 @@ import operator
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
-from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic, models, overload, register_model
 from numba.np.arrayobj import make_array, populate_array
 
@@ -352,17 +351,6 @@ def vsum(typingctx, v):
 
     def codegen(context, builder, sig, args):
         return _tree(builder, args[0], v.lanes, builder.fadd)
-    return v.dtype(v), codegen
-
-
-@intrinsic
-def vmaxlane(typingctx, v):
-    if not isinstance(v, VecType):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return _tree(builder, args[0], v.lanes,
-                     lambda a, b: builder.select(builder.fcmp_ordered("<", a, b), b, a))
     return v.dtype(v), codegen
 
 
