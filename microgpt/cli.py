@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 
@@ -11,20 +12,33 @@ from .config import Config, describe_keys, load_config, load_scenario, scenario_
 from .errors import MicrogptError
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside the training loop: stop as Ctrl-C does, with exit code 143."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
 def run_main(main, argv=None) -> int:
     """Run `main(argv)`; a MicrogptError becomes one line on stderr and exit code 1.
 
-    Ctrl-C outside the training loop (which saves first, see train.StopSignal) exits 130 with one
-    line; a closed pipe (`... | head`) ends the output quietly.
+    Ctrl-C or SIGTERM outside the training loop (which saves first, see train.StopSignal) exits
+    130 / 143 with one line; a closed pipe (`... | head`) ends the output quietly.
     """
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        previous = None
     try:
         return main(argv) or 0
     except MicrogptError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        terminated = isinstance(e, Terminated)
+        print("terminated" if terminated else "interrupted", file=sys.stderr)
+        return 143 if terminated else 130
     except BrokenPipeError:  # e.g. `... | head`
         # the interpreter flushes stdout again at exit; point it at /dev/null so that flush cannot fail
         try:
@@ -32,6 +46,9 @@ def run_main(main, argv=None) -> int:
         except (OSError, ValueError):
             pass
         return 0
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def add_scenario_args(p: argparse.ArgumentParser) -> None:
