@@ -26,8 +26,9 @@ import subprocess
 import sys
 import time
 
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
-               "NUMBA_THREADING_LAYER", "OMP_WAIT_POLICY")
+# what sets the BLAS's threads (numpy's OpenBLAS reads them once, when numpy is imported)
+BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+THREAD_VARS = BLAS_VARS + ("NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER", "OMP_WAIT_POLICY")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -121,7 +122,7 @@ def probe_peaks(threads=(1, None), n: int = 1024, repeats: int = 9) -> dict:
     out: dict = {}
     for t in threads:
         env = dict(os.environ)
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        for var in BLAS_VARS:
             env[var] = str(t or usable_cores())
         code = (f"import json, sys; sys.path.insert(0, {ROOT!r}); from microgpt.perf import matmul_peak_gflops; "
                 f"print(json.dumps({{d: matmul_peak_gflops(d, n={n}, repeats={repeats}) "

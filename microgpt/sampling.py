@@ -3,9 +3,9 @@
 The probabilities are computed here, in Python, with the reference's
 arithmetic (`logit * temperature**-1`, a max-subtracted softmax, `e * total**-1`),
 and one token is drawn with `rng.choices(range(V), weights=probs)`, so every
-backend that produces the same logits draws the same samples. A backend may
-bring its own `sample_next` (the fused backend compiles these same operations);
-`sample` then uses it.
+backend that produces the same logits draws the same samples. `sample` asks the
+backend for each token (`Backend.sample_next`): the base class does exactly the
+above, and the fused backend compiles the same operations.
 """
 
 from __future__ import annotations
@@ -66,9 +66,9 @@ def next_token(logits: list[float], temperature: float, rng: random.Random) -> i
     return rng.choices(range(len(logits)), weights=probabilities(logits, temperature))[0]
 
 
-def _logits(backend: Backend, cache, token: int, pos: int) -> list[float]:
+def _guarded(call, *args):
     try:
-        return backend.next_logits(cache, token, pos)
+        return call(*args)
     except ArithmeticError as e:  # e.g. huge (finite) weights loaded from a file
         raise MicrogptError(f"the model's arithmetic overflowed ({e}): its weights are unusable") from None
 
@@ -91,14 +91,10 @@ def sample(backend: Backend, rng: random.Random, prompt: list[int], temperature:
         return out
     cache = backend.new_cache()
     for pos, tok in enumerate(context[:-1]):
-        _logits(backend, cache, tok, pos)
+        _guarded(backend.next_logits, cache, tok, pos)
     token, pos = context[-1], len(context) - 1
-    own = getattr(backend, "sample_next", None)  # a compiled sampler (fused): the same draws, faster
     while len(out) < budget:
-        if own is not None:
-            token = own(cache, token, pos, temperature, rng)
-        else:
-            token = next_token(_logits(backend, cache, token, pos), temperature, rng)
+        token = _guarded(backend.sample_next, cache, token, pos, temperature, rng)
         if token == bos and stop_at_bos:
             break
         out.append(token)

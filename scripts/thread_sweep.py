@@ -45,7 +45,6 @@ from microgpt.backends import REGISTRY, get_backend_class, is_available  # noqa:
 from microgpt.config import load_scenario  # noqa: E402
 
 BENCHMARK_TRAIN = os.path.join(ROOT, "scripts", "benchmark_train.py")
-BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 # steps per run (warm-up included) when --steps is not given: a few hundred ms to a few s of timed steps
 # per run (python ~60 ms a step on names; the array backends 30 us - 300 us on names, 0.5 - 6 ms on alice)
 DEFAULT_STEPS = {("names", "python"): 30, ("names", None): 1000, (None, None): 200}
@@ -114,7 +113,7 @@ def configurations(args) -> list[dict]:
 
 def run_env(cfg: dict) -> dict:
     env = dict(os.environ)
-    for var in BLAS_VARS:
+    for var in perf.BLAS_VARS:
         env[var] = str(cfg["blas_threads"])
     env["NUMBA_NUM_THREADS"] = str(cfg["numba_threads"])
     env.pop("NUMBA_THREADING_LAYER", None)

@@ -69,6 +69,12 @@ class Backend(ABC):
     def next_logits(self, cache, token: int, pos: int) -> list[float]:
         """Logits for the token after `token` at position `pos`, extending `cache`."""
 
+    def sample_next(self, cache, token: int, pos: int, temperature: float, rng) -> int:
+        """next_logits, then the token sampling.next_token draws from them (a backend may compile the two)."""
+        from ..sampling import next_token  # sampling imports this module
+
+        return next_token(self.next_logits(cache, token, pos), temperature, rng)
+
     # -- state -----------------------------------------------------------
 
     @abstractmethod

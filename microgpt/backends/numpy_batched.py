@@ -39,6 +39,7 @@ from ..kernels.rmsnorm import rmsnorm_backward, rmsnorm_forward
 from ..kernels.xent import softmax_xent_backward, softmax_xent_forward
 from ..errors import MicrogptError
 from ..params import num_params, param_offsets, param_shapes, param_views
+from ..perf import BLAS_VARS
 from .base import Backend
 
 EVAL_TOKENS = 16384  # positions per forward when evaluating many documents
@@ -182,7 +183,6 @@ def default_threads() -> int:
     return numba.config.NUMBA_NUM_THREADS  # the configured count; reading it starts no thread pool
 
 
-BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def one_blas_thread() -> bool:

@@ -19,6 +19,7 @@ from conftest import run_cli, tiny_config_dict
 from reliability_support import backend_params, popen_cli, write_config, write_names
 
 from microgpt import checkpoint, generate
+from microgpt.backends.base import Backend
 from microgpt.cli import run_main
 from microgpt.data import Tokenizer
 from microgpt.sampling import sample, sample_chain
@@ -196,6 +197,8 @@ class _CountingBackend:
 
     def next_logits(self, cache, token, pos):
         return [0.0, 0.1, 0.2, -50.0]
+
+    sample_next = Backend.sample_next
 
 
 def test_chain_memory_does_not_grow_with_its_length():
