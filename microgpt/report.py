@@ -128,11 +128,10 @@ def kernel_rows(bench: dict) -> list[dict]:
     return rows
 
 
-def pyperf_rows(paths: list[str]) -> list[dict]:
-    """Mean, std and number of values of each benchmark of each pyperf file (warm-ups excluded)."""
+def pyperf_rows(files: dict[str, dict]) -> list[dict]:
+    """Mean, std and number of values of each benchmark of each pyperf file ({path: its JSON}; warm-ups excluded)."""
     rows = []
-    for path in paths:
-        data = load_json(path)
+    for path, data in files.items():
         for b in data.get("benchmarks", []):
             values = [v for run in b.get("runs", []) for v in run.get("values", [])]
             if not values:
@@ -476,28 +475,28 @@ def asv_table(rows: list[dict]) -> list[str]:
     return table(["backend dtype scenario"] + [ASV_COLUMNS[n][0] for n in names], body)
 
 
-def write_report(args, out_dir: str) -> str:
+def write_report(args, out_dir: str, inputs: dict, meta: dict) -> str:
+    """reports/<...>/report.md from `inputs` ({path: its JSON}, every input file read once) and `meta` (this run)."""
     os.makedirs(out_dir, exist_ok=True)
     data_dir = os.path.join(out_dir, "data")
     os.makedirs(data_dir, exist_ok=True)
 
-    sweeps = [load_json(p) for p in args.sweep]
+    sweeps = [inputs[p] for p in args.sweep]
     rows = sweep_rows(sweeps)
     for r in rows:
         r["backend_dtype"] = f"{r['backend']} {r['dtype']}"
-    kernels = kernel_rows(load_json(args.kernels)) if args.kernels else []
-    pyperf = pyperf_rows(args.pyperf)
-    curves = load_json(args.losses) if args.losses else None
+    kernels = kernel_rows(inputs[args.kernels]) if args.kernels else []
+    pyperf = pyperf_rows({p: inputs[p] for p in args.pyperf})
+    curves = inputs[args.losses] if args.losses else None
     asv_file, asv = asv_rows(args.asv) if args.asv and os.path.isdir(args.asv) else (None, [])
     peaks = load_json(args.peaks_json) if args.peaks_json else perf.probe_peaks()
     peaks = peaks.get("peaks_gflops", peaks)  # a report's own data/peaks.json works too
-    meta = perf.run_metadata()
     with open(os.path.join(data_dir, "peaks.json"), "w", encoding="utf-8") as f:
         json.dump({"peaks_gflops": peaks, "metadata": meta}, f, indent=1)
-    for src in [*args.sweep, args.kernels, *args.pyperf, args.losses]:
-        if src and os.path.abspath(os.path.dirname(src)) != os.path.abspath(data_dir):
+    for src, data in inputs.items():
+        if os.path.abspath(os.path.dirname(src)) != os.path.abspath(data_dir):
             with open(os.path.join(data_dir, os.path.basename(src)), "w", encoding="utf-8") as f:
-                json.dump(slim(load_json(src)), f, indent=None, separators=(",", ":"))
+                json.dump(slim(data), f, indent=None, separators=(",", ":"))
 
     # the sweep's metadata describes the machine the numbers came from
     src_meta = sweeps[0]["metadata"] if sweeps else meta
@@ -655,9 +654,11 @@ def main(argv=None) -> int:
         print("nothing to report: give --sweep, --kernels, --pyperf or --losses (scripts/make_report.py runs "
               "everything)", file=sys.stderr)
         return 2
-    source_meta = load_json(args.sweep[0])["metadata"] if args.sweep else perf.run_metadata()
+    inputs = {p: load_json(p) for p in [*args.sweep, args.kernels, *args.pyperf, args.losses] if p}
+    meta = perf.run_metadata()
+    source_meta = inputs[args.sweep[0]]["metadata"] if args.sweep else meta  # where the numbers came from
     out_dir = os.path.join(args.reports, report_dir_name(source_meta))
-    path = write_report(args, out_dir)
+    path = write_report(args, out_dir, inputs, meta)
     print(f"wrote {path}")
     if args.latest:
         latest = os.path.join(args.reports, "latest")
