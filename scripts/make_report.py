@@ -37,7 +37,7 @@ sys.path.insert(0, ROOT)
 from microgpt import perf, report  # noqa: E402
 from microgpt.backends import REGISTRY, get_backend_class, is_available  # noqa: E402
 
-THREAD_ONE = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+THREAD_ONE = {var: "1" for var in perf.BLAS_VARS + ("NUMBA_NUM_THREADS",)}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -73,8 +73,8 @@ def skip_reason(backend: str, dtype: str, scenario: str) -> str | None:
 
 
 def setup(backend: str, dtype: str, scenario: str):
-    exp = perf.bench_experiment(scenario, dtype, extra_dirs=[os.path.join(os.path.dirname(ROOT), "shared", "data")],
-                                num_steps=LONG_RUN)
+    # perf.data_dirs searches $MICROGPT_DATA_DIR, then ../shared/data beside this checkout (ROOT is first on sys.path)
+    exp = perf.bench_experiment(scenario, dtype, num_steps=LONG_RUN)
     be = exp.make_backend(backend)
     be.compile()
     be.train_steps(0, 2)

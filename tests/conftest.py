@@ -30,12 +30,17 @@ def names_path() -> str:
     return shared_file("names.txt")
 
 
+def cli_env(extra: dict | None = None) -> dict:
+    """This process's environment with the repository importable, and `extra` on top: what run_cli runs with."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra or {})
+    return env
+
+
 def run_cli(args: list[str], cwd: str | None = None, env: dict | None = None, block: tuple[str, ...] = (),
             timeout: float = 300, input: str | None = None) -> subprocess.CompletedProcess:
     """Run `python -m ...` (or `python -c`) with the repo importable; `block` makes modules unimportable."""
-    full_env = dict(os.environ)
-    full_env["PYTHONPATH"] = ROOT + os.pathsep + full_env.get("PYTHONPATH", "")
-    full_env.update(env or {})
     if block:
         # sys.modules[name] = None makes `import name` raise ImportError
         prelude = "import sys, runpy; " + "; ".join(f"sys.modules[{m!r}] = None" for m in block)
@@ -43,7 +48,7 @@ def run_cli(args: list[str], cwd: str | None = None, env: dict | None = None, bl
         assert module, "block= needs a -m invocation"
         code = f"{prelude}; sys.argv = [{module!r}] + {args[2:]!r}; runpy.run_module({module!r}, run_name='__main__')"
         args = ["-c", code]
-    return subprocess.run([sys.executable, *args], cwd=cwd or ROOT, env=full_env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, *args], cwd=cwd or ROOT, env=cli_env(env), capture_output=True, text=True,
                           timeout=timeout, input=input)
 
 

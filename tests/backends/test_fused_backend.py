@@ -23,8 +23,7 @@ from conftest import ROOT, run_cli, shared_file  # noqa: E402
 from equivalence import alice_exp, names_exp  # noqa: E402,F401  (fixtures)
 from equivalence import (assert_inference_matches_python, assert_samples_agree,  # noqa: E402
                          assert_short_and_long_documents_match_python, assert_state_round_trips, assert_train_agree,
-                         assert_weights_close, make_backend, scenario_experiment, tiny_experiment, train_cli_lines,
-                         weights_array)
+                         assert_weights_close, make_backend, tiny_experiment, train_cli_lines, weights_array)
 from golden.reference import NAMES_SEED42, printed_losses, printed_samples  # noqa: E402
 from microgpt import checkpoint  # noqa: E402
 from microgpt.backends import fused as fm  # noqa: E402
@@ -143,7 +142,8 @@ def test_next_logits_equal_the_sequence_forward_of_numpy_batched(alice_exp, alic
 
 
 def test_inference_matches_python_on_a_tiny_model(names_exp):
-    assert_inference_matches_python(tiny_experiment(names_exp), fused(tiny_experiment(names_exp)), 20)
+    tiny = tiny_experiment(names_exp)
+    assert_inference_matches_python(tiny, fused(tiny), 20)
 
 
 def test_short_and_long_documents_match_python():

@@ -12,8 +12,8 @@ pytest.importorskip("numba")
 from conftest import run_cli, shared_file  # noqa: E402
 from equivalence import alice_exp, names_exp  # noqa: E402,F401  (fixtures)
 from equivalence import (assert_inference_matches_python, assert_short_and_long_documents_match_python,  # noqa: E402
-                         assert_state_round_trips, assert_train_agree, make_backend, scenario_experiment,
-                         tiny_experiment, train_cli_lines)
+                         assert_state_round_trips, assert_train_agree, make_backend, tiny_experiment,
+                         train_cli_lines)
 from microgpt.backends import numpy_batched as nbm  # noqa: E402
 from microgpt.backends.numpy_batched import NumpyBatchedBackend, pad_batch, split_evenly  # noqa: E402
 from microgpt.errors import MicrogptError  # noqa: E402
@@ -65,35 +65,34 @@ def test_batch_with_grad_accum_equals_grad_accum_of_the_numpy_backend(names_exp)
 # -- padding, batches, gradients --------------------------------------------------------
 
 
+def _loss_and_grad(be, docs, docs_in_step):
+    """Each document's loss and the flat gradient of one padded batch of `docs`."""
+    g = be._views(np.zeros_like(be.flat))
+    losses = be.train_batches([docs], docs_in_step, g)
+    return losses, np.concatenate([g[n].ravel() for n in be.names])
+
+
 def test_gradient_matches_central_differences(tiny_exp):
     be = batched(tiny_exp, batch_size=3)
     by_length = sorted(tiny_exp.train_tokens, key=len)
     docs = [by_length[0], by_length[-1], by_length[len(by_length) // 2]]  # padded, cut at block_size, between
     assert min(len(d) for d in docs) - 1 < 6 < max(len(d) for d in docs) - 1
 
-    def loss_and_grad():
-        grads = be._views(np.zeros_like(be.flat))
-        losses = be.train_batches([docs], len(docs), grads)
-        return sum(losses) / len(losses), np.concatenate([grads[n].ravel() for n in be.names])
+    def mean_loss():
+        losses, _ = _loss_and_grad(be, docs, len(docs))
+        return sum(losses) / len(losses)
 
-    _, grad = loss_and_grad()
+    _, grad = _loss_and_grad(be, docs, len(docs))
     rng = np.random.default_rng(0)
     h = 1e-6
     for i in rng.choice(be.flat.size, 60, replace=False):
         old = be.flat[i]
         be.flat[i] = old + h
-        up, _ = loss_and_grad()
+        up = mean_loss()
         be.flat[i] = old - h
-        down, _ = loss_and_grad()
+        down = mean_loss()
         be.flat[i] = old
         assert grad[i] == pytest.approx((up - down) / (2 * h), rel=1e-5, abs=1e-9), i
-
-
-def _loss_and_grad(be, docs, docs_in_step):
-    """Each document's loss and the flat gradient of one padded batch of `docs`."""
-    g = be._views(np.zeros_like(be.flat))
-    losses = be.train_batches([docs], docs_in_step, g)
-    return losses, np.concatenate([g[n].ravel() for n in be.names])
 
 
 @pytest.mark.parametrize("scenario", ["tiny", "alice"])

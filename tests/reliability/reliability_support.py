@@ -13,12 +13,11 @@ import re
 import subprocess
 import sys
 
-from conftest import ROOT, tiny_config_dict
+from conftest import ROOT, cli_env, tiny_config_dict
 
 from microgpt.backends import REGISTRY, get_backend_class
 
 LOSS_LINE = re.compile(r"^step +(\d+) / +(\d+) \| loss (\S+) \|", re.M)
-SAMPLE_LINE = re.compile(r"^sample +\d+: (.*)$", re.M)
 
 
 def printed_losses(stdout: str) -> list[tuple[int, str]]:
@@ -82,14 +81,6 @@ def backend_dtype_params():
         for dtype in dtypes:
             out.append(pytest.param(name, dtype, marks=p.marks, id=f"{name}-{dtype}"))
     return out
-
-
-def cli_env(extra: dict | None = None) -> dict:
-    """The environment run_cli gives a subprocess (the repository importable), for Popen."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(extra or {})
-    return env
 
 
 def popen_cli(args: list[str], cwd: str | None = None, **kw) -> subprocess.Popen:

@@ -8,7 +8,6 @@ with no --backend: fused when numba is installed.
 import json
 import os
 import random
-import re
 import signal
 import tracemalloc
 import warnings
@@ -16,6 +15,7 @@ import warnings
 import pytest
 
 from conftest import run_cli, tiny_config_dict
+from golden.reference import printed_samples
 from reliability_support import backend_params, popen_cli, write_config, write_names
 
 from microgpt import checkpoint, generate
@@ -52,10 +52,6 @@ def gen(model, capsys, backend, *args):
     return code, out, err
 
 
-def samples(stdout):
-    return re.findall(r"^sample +\d+: (.*)$", stdout, re.M)
-
-
 _LOADED = {}
 
 
@@ -71,13 +67,13 @@ def loaded(model, backend):
 def test_empty_prompt_is_no_prompt(model, capsys, backend):
     a = gen(model, capsys, backend, "-i", "", "--seed", "3", "-n", "5")
     b = gen(model, capsys, backend, "--seed", "3", "-n", "5")
-    assert a == b and a[0] == 0 and len(samples(a[1])) == 5
+    assert a == b and a[0] == 0 and len(printed_samples(a[1])) == 5
 
 
 def test_prompt_that_fills_the_context_gets_at_most_one_character(model, capsys, backend):
     code, out, _ = gen(model, capsys, backend, "-i", "abcdefg", "--seed", "1", "-n", "6")
     assert code == 0
-    got = samples(out)
+    got = printed_samples(out)
     assert len(got) == 6 and all(s.startswith("abcdefg") and len(s) <= T for s in got), got
 
 
@@ -124,7 +120,7 @@ def test_temperature_zero_is_greedy_and_deterministic(model, capsys, backend, lo
     model_backend, tok = loaded
     runs = [gen(model, capsys, backend, "-t", "0", "-n", "3", "--seed", seed, "-i", "a") for seed in ("1", "2")]
     assert runs[0] == runs[1] and runs[0][0] == 0
-    got = samples(runs[0][1])
+    got = printed_samples(runs[0][1])
     expected = "a" + tok.decode(argmax_decode(model_backend, tok.encode("a"), T - 1))
     assert got == [expected] * 3
     rng = random.Random(1)
@@ -146,14 +142,15 @@ def test_bad_temperature_is_an_error(model, capsys, backend, value, message):
 
 def test_tiny_positive_temperature_is_as_greedy(model, capsys, backend):
     tiny = gen(model, capsys, backend, "-t", "1e-300", "-n", "2", "--seed", "5")
-    assert tiny == gen(model, capsys, backend, "-t", "0", "-n", "2") and tiny[0] == 0 and len(samples(tiny[1])) == 2
+    assert tiny == gen(model, capsys, backend, "-t", "0", "-n", "2")
+    assert tiny[0] == 0 and len(printed_samples(tiny[1])) == 2
 
 
 def test_zero_samples_and_zero_tokens(model, capsys, backend):
     assert gen(model, capsys, backend, "-n", "0") == (0, "", "")
     assert gen(model, capsys, backend, "-n", "0", "--chain") == (0, "", "")
     code, out, err = gen(model, capsys, backend, "--max-tokens", "0", "-n", "3", "-i", "ab")
-    assert code == 0 and samples(out) == ["ab", "ab", "ab"]
+    assert code == 0 and printed_samples(out) == ["ab", "ab", "ab"]
     assert gen(model, capsys, backend, "--chain", "--max-chars", "0", "-i", "ab") == (0, "ab\n", "")
 
 
@@ -254,9 +251,10 @@ def test_huge_chain_into_a_closed_pipe_ends_quietly(model, backend_args):
 
 
 @pytest.mark.parametrize("args, code, check", [
-    (["-t", "0", "-n", "2", "-i", ""], 0, lambda out, err: len(set(samples(out))) == 1 and len(samples(out)) == 2),
+    (["-t", "0", "-n", "2", "-i", ""], 0,
+     lambda out, err: len(set(printed_samples(out))) == 1 and len(printed_samples(out)) == 2),
     (["-n", "0"], 0, lambda out, err: out == ""),
-    (["--max-tokens", "0", "-n", "2", "-i", "ab"], 0, lambda out, err: samples(out) == ["ab", "ab"]),
+    (["--max-tokens", "0", "-n", "2", "-i", "ab"], 0, lambda out, err: printed_samples(out) == ["ab", "ab"]),
     (["-i", "abcdefgh"], 1, lambda out, err: err == "error: the prompt has 8 characters but the context holds 7; "
                                                     "shorten it or use --chain\n"),
     (["-t=-1"], 1, lambda out, err: err.startswith("error: --temperature must be a finite number >= 0")),

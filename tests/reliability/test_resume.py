@@ -13,8 +13,9 @@ import os
 import pytest
 
 from conftest import run_cli
-from reliability_support import (SAMPLE_LINE, backend_dtype_params, backend_params, printed_losses, read_json,
-                                 small_config_dict, write_config, write_names)
+from golden.reference import printed_samples
+from reliability_support import (backend_dtype_params, backend_params, printed_losses, read_json, small_config_dict,
+                                 write_config, write_names)
 
 from microgpt import checkpoint
 from microgpt.config import config_from_dict
@@ -125,7 +126,7 @@ def uninterrupted(files, backend):
 
 
 def final_lines(stdout):
-    return [line for line in stdout.splitlines() if line.startswith("val loss:")] + SAMPLE_LINE.findall(stdout)
+    return [line for line in stdout.splitlines() if line.startswith("val loss:")] + printed_samples(stdout)
 
 
 @pytest.mark.parametrize("backend", backend_params())
@@ -134,7 +135,7 @@ def test_cli_stop_after_100_then_resume_equals_200_steps(files, tmp_path, backen
     out = tmp_path / "model.json"
     part1 = train_cli(files, backend, out, "--stop-after", str(CUT))
     assert f"stopped after step {CUT} of {STEPS}; continue with --resume" in part1.stdout
-    assert not SAMPLE_LINE.findall(part1.stdout)  # a stopped run does not sample
+    assert not printed_samples(part1.stdout)  # a stopped run does not sample
     saved = checkpoint.load(str(out))
     assert saved.train_state["step"] == CUT
     part2 = train_cli(files, backend, out, "--resume")
@@ -191,7 +192,7 @@ def test_resuming_a_finished_run_trains_nothing_and_says_so(files, tmp_path):
     assert again.returncode == 0, again.stderr
     assert f"already trained 3 of 3 steps ({out}); nothing to resume" in again.stdout
     assert "saved" not in again.stdout and out.read_bytes() == before
-    assert SAMPLE_LINE.findall(again.stdout) == SAMPLE_LINE.findall(first.stdout)
+    assert printed_samples(again.stdout) == printed_samples(first.stdout)
     # and a finished run can be extended: --steps sets a new horizon
     more = run_cli(args + ["--resume", "--steps", "5", "--log-every", "1"])
     assert more.returncode == 0, more.stderr
