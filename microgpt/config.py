@@ -22,7 +22,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 # a checkout keeps the scenarios in configs/ at the root; a wheel ships them as microgpt/configs/
 CONFIG_DIR = next((d for d in (os.path.join(os.path.dirname(_HERE), "configs"), os.path.join(_HERE, "configs"))
                    if os.path.isdir(d)), os.path.join(_HERE, "configs"))
-BACKENDS = ("auto", "python", "numpy", "numpy_batched", "fused")
+BACKENDS = ("auto", "python", "numpy", "numpy_batched", "fused", "torch")
 DTYPES = ("float64", "float32")
 
 
@@ -93,6 +93,8 @@ class TrainingConfig:
     grad_accum: int = _spec(1, INT, _at_least(1), "forward/backward passes per optimizer step")
     dtype: str = _spec("float64", (str,), _one_of(*DTYPES), "floating-point type of the array backends")
     backend: str = _spec("auto", (str,), _one_of(*BACKENDS), "auto picks fused when Numba is installed, else python")
+    time_budget: Any = _spec(None, NUM + (type(None),), _positive, "seconds of training (compile excluded); sets "
+                             "num_steps from the step rate measured first, or null")
 
 
 @dataclass

@@ -12,6 +12,7 @@ import time
 
 from . import checkpoint
 from .checkpoint import Checkpoint
+from .budget import describe as describe_budget, plan as plan_budget
 from .cli import Progress, add_scenario_args, config_epilog, format_duration, run_main, scenario_from_args
 from .config import BACKENDS, DTYPES, Config
 from .errors import CheckpointError, MicrogptError, TrainingDiverged
@@ -30,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "is installed, else python)")
     p.add_argument("--dtype", choices=DTYPES, help="overrides training.dtype (array backends)")
     p.add_argument("--steps", type=int, metavar="N", help="overrides training.num_steps (the schedule's horizon)")
+    p.add_argument("--time-budget", type=float, metavar="SECONDS", help="train for about this long (compile "
+                   "excluded): the step rate is timed first and sets the schedule's horizon; overrides "
+                   "training.time_budget, and --steps overrides both")
     p.add_argument("--seed", type=int, metavar="S", help="overrides training.seed")
     p.add_argument("--batch-size", type=int, metavar="B", help="overrides training.batch_size")
     p.add_argument("--grad-accum", type=int, metavar="G", help="overrides training.grad_accum")
@@ -162,6 +166,22 @@ def resume_backend(exp: Experiment, resumed: Checkpoint, path: str):
     return backend, state["step"]
 
 
+def resolve_budget(cfg: Config, args, resuming: bool) -> float | None:
+    """The run's time budget in seconds, or None: --steps beats a budget; a resumed run keeps its steps."""
+    if args.time_budget is not None:
+        if args.steps is not None:
+            raise MicrogptError("--time-budget and --steps both set the schedule's horizon; give one")
+        if resuming:
+            raise MicrogptError("--time-budget with --resume: the run's horizon was fixed when it started; "
+                                "resume without --time-budget")
+        if not (args.time_budget > 0 and math.isfinite(args.time_budget)):
+            raise MicrogptError(f"--time-budget must be a positive number of seconds, got {args.time_budget}")
+        return args.time_budget
+    if args.steps is not None or resuming:
+        return None
+    return cfg.training.time_budget
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     for flag in ("steps", "batch_size", "grad_accum", "log_every", "stop_after"):
@@ -170,6 +190,7 @@ def main(argv=None) -> int:
             raise MicrogptError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
     cfg = apply_overrides(scenario_from_args(args), args)
     output = args.output or checkpoint.default_path(cfg.name)
+    checkpoint.check_output(output)  # before any work: a run must not end in a save that was bound to fail
 
     resumed = None
     if args.resume:
@@ -178,6 +199,9 @@ def main(argv=None) -> int:
             raise CheckpointError(f"{output}: has no training state to resume from")
         cfg = apply_overrides(resumed.config, args)
 
+    budget, budget_plan = resolve_budget(cfg, args, resumed is not None), None
+    if cfg.training.time_budget is not None:  # the horizon is fixed below: the saved config holds steps, not seconds
+        cfg = cfg.replace("training", time_budget=None)
     exp = prepare(cfg, args.data, quiet=args.quiet)
     if cfg.training.backend == "auto" and importlib.util.find_spec("numba") is None and not args.quiet:
         print("note: numba is not installed, so training uses the python backend "
@@ -189,6 +213,11 @@ def main(argv=None) -> int:
     if resumed is not None:
         backend, start = resume_backend(exp, resumed, output)
     else:
+        if budget is not None:
+            budget_plan = plan_budget(exp, budget)
+            exp.cfg = cfg = cfg.replace("training", num_steps=budget_plan.steps)
+            if not args.quiet:
+                print(describe_budget(budget_plan))
         backend = exp.make_backend()
     total = cfg.training.num_steps
     stop = min(total, args.stop_after) if args.stop_after else total
@@ -216,7 +245,7 @@ def main(argv=None) -> int:
             elapsed = time.perf_counter() - t0
             saves = step > start or resumed is None  # a resume with no step left rewrites nothing
             if saves:
-                checkpoint.save(output, make_checkpoint(exp, backend, step))
+                checkpoint.save_or_rescue(output, make_checkpoint(exp, backend, step))
         except KeyboardInterrupt:  # a second signal: stop at once; a save it cut short left the old file whole
             signum = signals.signum or signal.SIGINT
             where = f"{output} holds the last completed save" if os.path.exists(output) else "nothing was saved"
@@ -233,6 +262,9 @@ def main(argv=None) -> int:
     if steps_done:
         print(f"trained {steps_done} steps in {format_duration(elapsed)} ({elapsed:.2f} s, "
               f"{steps_done / elapsed:.1f} steps/s); final loss {losses[-1]:.4f}")
+        if budget_plan is not None:
+            print(f"time budget {budget_plan.budget_s:g} s: spent {budget_plan.measure_s + elapsed:.2f} s "
+                  f"({budget_plan.measure_s:.2f} s timing the first steps, {elapsed:.2f} s training)")
     if saves:
         print(f"saved {output}")
     if step < total:
