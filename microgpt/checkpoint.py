@@ -15,13 +15,12 @@ import json
 import math
 import os
 import random
-import stat
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from typing import Any
 
+from . import output_path
 from .config import DTYPES, Config, config_from_dict, preview, read_text
 from .errors import CheckpointError, ConfigError
 from .params import param_shapes
@@ -49,15 +48,22 @@ class Checkpoint:
         return len(self.uchars) + 1
 
 
-STALE_TEMP_SECONDS = 3600  # no save takes this long: a temporary file this old was left by a killed writer
+class NotFinite(CheckpointError):
+    """The model holds a NaN or an infinity: no file anywhere can hold it as JSON."""
+
+
+def check_output(path: str) -> None:
+    """Before training: everything that would make the final save to `path` fail and can be known now."""
+    output_path.check_file(path, "--output", CheckpointError)
 
 
 def save(path: str, ckpt: Checkpoint) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over `path`.
+    """Write to a temporary file beside `path`'s final target, fsync, then rename onto that target.
 
     A reader sees the old file or the new one, never a half-written one, even
     if this process is killed mid-write or another process saves to the same
     path at the same time (each save is whole; the last rename wins). A
+    symbolic link at `path` stays a link: the model lands where it points. A
     problem writing is a CheckpointError and leaves the old file as it was.
     """
     doc = {
@@ -71,71 +77,46 @@ def save(path: str, ckpt: Checkpoint) -> None:
         "weights": ckpt.weights,
         "train_state": ckpt.train_state,
     }
-    folder = os.path.dirname(os.path.abspath(path))
-    name = os.path.basename(path)
     try:
-        os.makedirs(folder, exist_ok=True)
-        _remove_stale_temporaries(folder, name)
-        mode = _file_mode(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-    except (FileExistsError, NotADirectoryError) as e:  # a parent of `path` is a file
-        raise CheckpointError(f"{path}: cannot save: {e.filename} is a file, not a folder") from None
-    except OSError as e:
-        raise CheckpointError(f"{path}: cannot save: {e}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with output_path.atomic_write(path, "--output", CheckpointError) as f:
             json.dump(doc, f, allow_nan=False, separators=(",", ":"))
-            f.flush()
-            os.fchmod(f.fileno(), mode)  # mkstemp makes it private (0600); the model file is an ordinary file
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):  # the reason without the temporary file's name, which means nothing to the user
-            raise CheckpointError(f"{path}: cannot save: {e.strerror or e}") from None
-        if isinstance(e, ValueError):  # json refuses NaN and infinity
-            raise CheckpointError(f"{path}: not saved: the model holds a NaN or infinite number "
-                                  "(training diverged?)") from None
+    except ValueError:  # json refuses NaN and infinity
+        raise NotFinite(f"{path}: not saved: the model holds a NaN or infinite number "
+                        "(training diverged?)") from None
+
+
+def save_or_rescue(path: str, ckpt: Checkpoint) -> None:
+    """save(); when that fails (a full disk, a folder gone), save a copy in the temporary folder instead.
+
+    Either way the error names what happened: where the trained model is now and how to continue
+    from it, or that it could not be saved anywhere and which flag to change, so no run ends with
+    its result silently gone. The rescue goes to tempfile.gettempdir() ($TMPDIR, else /tmp), which
+    is often another file system than the project's (a RAM disk or the system disk).
+    """
+    try:
+        save(path, ckpt)
+    except NotFinite:
         raise
-    _fsync_folder(folder)  # so the rename itself survives a power cut
-
-
-def _file_mode(path: str) -> int:
-    """The mode of the file being replaced, or what a newly created file would get under the umask."""
-    try:
-        return stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
-        umask = os.umask(0o022)  # the only way to read the umask is to set it (and put it back)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def _remove_stale_temporaries(folder: str, name: str) -> None:
-    """Delete temporary files of `name` that writers killed mid-save left behind (and nobody still writes)."""
-    now = time.time()
-    for entry in os.scandir(folder):
-        if entry.name.startswith(f".{name}.") and entry.name.endswith(".tmp"):
-            try:
-                if now - entry.stat().st_mtime > STALE_TEMP_SECONDS:
-                    os.unlink(entry.path)
-            except OSError:
-                pass
-
-
-def _fsync_folder(folder: str) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    except CheckpointError as e:
+        spare = tempfile.gettempdir()
+        stem = os.path.splitext(os.path.basename(path))[0] or "model"
+        rescue = None
+        try:
+            # a fresh name: never replace an earlier rescue
+            fd, rescue = tempfile.mkstemp(prefix=f"microgpt-rescued-{stem}-", suffix=".json", dir=spare)
+            os.close(fd)
+            save(rescue, ckpt)
+        except (OSError, CheckpointError) as second:
+            if rescue is not None:
+                try:
+                    os.unlink(rescue)
+                except OSError:
+                    pass
+            reason = second.strerror if isinstance(second, OSError) else str(second).rsplit(": ", 1)[-1]
+            raise CheckpointError(f"{e}; a copy in {spare} failed too ({reason}): nothing was saved; free some "
+                                  "space or pass --output PATH on another disk, and train again") from None
+        raise CheckpointError(f"{e}; the trained model was saved to {rescue} instead: move it to {path}, "
+                              f"or continue from it with --resume --output {rescue}") from None
 
 
 def load(path: str) -> Checkpoint:

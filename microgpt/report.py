@@ -29,6 +29,8 @@ import statistics
 import sys
 
 from . import perf
+from .errors import MicrogptError
+from .output_path import check_folder
 
 ROOT = perf.ROOT
 PLOTS = {
@@ -630,6 +632,13 @@ def report_dir_name(meta: dict) -> str:
     return f"{date[:10]}-{commit}"
 
 
+def check_folders(reports: str, latest: bool) -> None:
+    """Where the report goes can take it: checked before any benchmark runs."""
+    check_folder(reports, "--reports")
+    if latest:
+        check_folder(os.path.join(reports, "latest"), "--latest")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m microgpt.report", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -654,6 +663,11 @@ def main(argv=None) -> int:
         print("nothing to report: give --sweep, --kernels, --pyperf or --losses (scripts/make_report.py runs "
               "everything)", file=sys.stderr)
         return 2
+    try:
+        check_folders(args.reports, args.latest)
+    except MicrogptError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     inputs = {p: load_json(p) for p in [*args.sweep, args.kernels, *args.pyperf, args.losses] if p}
     meta = perf.run_metadata()
     source_meta = inputs[args.sweep[0]]["metadata"] if args.sweep else meta  # where the numbers came from
@@ -661,7 +675,7 @@ def main(argv=None) -> int:
     path = write_report(args, out_dir, inputs, meta)
     print(f"wrote {path}")
     if args.latest:
-        latest = os.path.join(args.reports, "latest")
+        latest = os.path.realpath(os.path.join(args.reports, "latest"))  # a link to a folder stays a link
         shutil.rmtree(latest, ignore_errors=True)
         shutil.copytree(out_dir, latest)
         print(f"copied to {latest}/")

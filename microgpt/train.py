@@ -16,6 +16,7 @@ from .budget import describe as describe_budget, plan as plan_budget
 from .cli import Progress, add_scenario_args, config_epilog, format_duration, run_main, scenario_from_args
 from .config import BACKENDS, DTYPES, Config
 from .errors import CheckpointError, MicrogptError, TrainingDiverged
+from .backends import resolve_name
 from .experiment import Experiment, prepare
 from .sampling import decode, sample
 
@@ -46,7 +47,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the training state in --output")
     p.add_argument("--stop-after", type=int, metavar="K", help="stop at step K, saving the training state")
     p.add_argument("--quiet", "-q", action="store_true", help="print only the final figures and samples")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where --backend torch computes "
+                   "(default auto: cuda when available, else cpu)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training step (--backend torch; "
+                   "its compile time is reported apart)")
     return p
+
+
+def silence_other_ranks() -> None:
+    """Under torchrun every process runs this command; rank 0 speaks (and saves) for the job."""
+    if int(os.environ.get("RANK", "0") or 0) > 0:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+            os.dup2(devnull, stream.fileno())
+
+
+def backend_options(args, backend: str) -> dict:
+    """The torch-only flags as backend keyword arguments; an error where they would be silently ignored."""
+    world = os.environ.get("WORLD_SIZE", "1")
+    if backend != "torch":
+        used = [flag for flag, value in (("--device", args.device), ("--compile", args.compile)) if value]
+        if used:
+            raise MicrogptError(f"{' and '.join(used)}: for --backend torch only (this run uses {backend})")
+        if world not in ("", "1"):
+            raise MicrogptError(f"this is a torchrun job of {world} processes: data-parallel training needs "
+                                "--backend torch")
+        return {}
+    return {"device": args.device, "compile": args.compile}
 
 
 def apply_overrides(cfg: Config, args) -> Config:
@@ -184,12 +212,13 @@ def resolve_budget(cfg: Config, args, resuming: bool) -> float | None:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    silence_other_ranks()
     for flag in ("steps", "batch_size", "grad_accum", "log_every", "stop_after"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise MicrogptError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
     cfg = apply_overrides(scenario_from_args(args), args)
-    output = args.output or checkpoint.default_path(cfg.name)
+    output = checkpoint.default_path(cfg.name) if args.output is None else args.output
     checkpoint.check_output(output)  # before any work: a run must not end in a save that was bound to fail
 
     resumed = None
@@ -203,6 +232,7 @@ def main(argv=None) -> int:
     if cfg.training.time_budget is not None:  # the horizon is fixed below: the saved config holds steps, not seconds
         cfg = cfg.replace("training", time_budget=None)
     exp = prepare(cfg, args.data, quiet=args.quiet)
+    exp.backend_options = backend_options(args, resolve_name(cfg.training.backend))
     if cfg.training.backend == "auto" and importlib.util.find_spec("numba") is None and not args.quiet:
         print("note: numba is not installed, so training uses the python backend "
               "(pip install 'microgpt[numpy]' for the fast ones)", file=sys.stderr)
@@ -244,7 +274,7 @@ def main(argv=None) -> int:
             step, losses = train(exp, backend, start, stop, args, signals, kept)
             elapsed = time.perf_counter() - t0
             saves = step > start or resumed is None  # a resume with no step left rewrites nothing
-            if saves:
+            if saves and backend.writes_checkpoints:  # under torchrun, rank 0 only
                 checkpoint.save_or_rescue(output, make_checkpoint(exp, backend, step))
         except KeyboardInterrupt:  # a second signal: stop at once; a save it cut short left the old file whole
             signum = signals.signum or signal.SIGINT

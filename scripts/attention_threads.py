@@ -114,6 +114,15 @@ def main() -> int:
     if args.child:
         child()
         return 0
+    from microgpt.errors import MicrogptError
+    from microgpt.output_path import check_file, write_json
+
+    try:
+        if args.json:
+            check_file(args.json, "--json")  # now, not after the runs
+    except MicrogptError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     results = []
     for layer, threads, wait in CONFIGS:
         print(f"running {layer} with {threads} thread(s){', OMP_WAIT_POLICY=' + wait if wait else ''} ...",
@@ -124,8 +133,11 @@ def main() -> int:
     if args.json:
         from microgpt import perf
 
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"results": results, "metadata": perf.run_metadata()}, f, indent=1)
+        try:
+            write_json(args.json, {"results": results, "metadata": perf.run_metadata()}, "--json")
+        except MicrogptError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
         print(f"wrote {args.json}")
     return 0
 

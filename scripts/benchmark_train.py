@@ -25,7 +25,6 @@ before running, e.g. `NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 python scripts/...`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -37,6 +36,7 @@ from microgpt import perf  # noqa: E402
 from microgpt.config import BACKENDS, DTYPES, load_scenario  # noqa: E402
 from microgpt.errors import MicrogptError  # noqa: E402
 from microgpt.experiment import prepare  # noqa: E402
+from microgpt.output_path import check_file, write_json  # noqa: E402
 from microgpt.schedule import docs_per_step, step_doc_indices  # noqa: E402
 
 
@@ -313,6 +313,8 @@ def report(r: dict) -> str:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.json:
+            check_file(args.json, "--json")  # now, not after the minutes of benchmarking
         r = benchmark(args)
     except MicrogptError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -327,9 +329,11 @@ def main(argv=None) -> int:
             except ValueError:
                 layer = "not started (nothing parallel ran)"
         out = {**r, "metadata": meta, "numba_threading_layer": layer}
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(out, f, indent=1)
+        try:
+            write_json(args.json, out, "--json")
+        except MicrogptError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
         print(f"wrote {args.json}")
     return 0
 

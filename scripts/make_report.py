@@ -36,6 +36,7 @@ sys.path.insert(0, ROOT)
 
 from microgpt import perf, report  # noqa: E402
 from microgpt.backends import REGISTRY, get_backend_class, is_available  # noqa: E402
+from microgpt.errors import MicrogptError  # noqa: E402
 
 THREAD_ONE = {var: "1" for var in perf.BLAS_VARS + ("NUMBA_NUM_THREADS",)}
 
@@ -126,6 +127,10 @@ def main(argv=None) -> int:
         backend, dtype, steps, out = args.loss_worker
         loss_worker(backend, dtype, int(steps), out)
         return 0
+    try:
+        report.check_folders(args.reports, args.latest)
+    except MicrogptError as e:
+        raise SystemExit(f"error: {e}") from None
 
     with tempfile.TemporaryDirectory(prefix="microgpt-report-") as work:
         if args.skip_sweep:

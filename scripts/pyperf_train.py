@@ -37,6 +37,8 @@ import pyperf  # noqa: E402
 
 from microgpt import perf  # noqa: E402
 from microgpt.backends import REGISTRY, get_backend_class, is_available  # noqa: E402
+from microgpt.errors import MicrogptError  # noqa: E402
+from microgpt.output_path import check_file  # noqa: E402
 
 INHERITED = perf.THREAD_VARS + ("MICROGPT_DATA_DIR", "NUMBA_CACHE_DIR")
 LONG_RUN = 10 ** 9
@@ -118,6 +120,12 @@ def main() -> None:
                    help="default: every backend (those not installed are skipped)")
     p.add_argument("--dtypes", nargs="+", default=["float64", "float32"], choices=["float64", "float32"])
     args = runner.parse_args(with_inherited_environ(sys.argv[1:]))
+    if args.output and not args.worker:  # pyperf writes it, at the end: say now if it cannot
+        try:
+            check_file(args.output, "-o")
+        except MicrogptError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(1)
 
     task = 0
     for backend, dtype in cases(args):

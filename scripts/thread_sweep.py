@@ -43,6 +43,8 @@ sys.path.insert(0, ROOT)
 from microgpt import perf  # noqa: E402
 from microgpt.backends import REGISTRY, get_backend_class, is_available  # noqa: E402
 from microgpt.config import load_scenario  # noqa: E402
+from microgpt.errors import MicrogptError  # noqa: E402
+from microgpt.output_path import check_file, write_json  # noqa: E402
 
 BENCHMARK_TRAIN = os.path.join(ROOT, "scripts", "benchmark_train.py")
 # steps per run (warm-up included) when --steps is not given: a few hundred ms to a few s of timed steps
@@ -170,6 +172,11 @@ def main(argv=None) -> int:
     if not os.path.exists(BENCHMARK_TRAIN):
         print(f"error: {BENCHMARK_TRAIN} is missing", file=sys.stderr)
         return 1
+    try:
+        check_file(args.output, "--output")  # now, not after the hour of runs
+    except MicrogptError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     runs = configurations(args)
     todo = [r for r in runs if not r["skipped"]]
     print(f"{len(todo)} runs ({len(runs) - len(todo)} skipped), one process each", flush=True)
@@ -194,9 +201,11 @@ def main(argv=None) -> int:
                       flush=True)
     out = {"kind": "microgpt-thread-sweep", "version": 1, "metadata": perf.run_metadata(),
            "settings": {k: v for k, v in vars(args).items() if k != "output"}, "runs": records}
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w", encoding="utf-8") as f:
-        json.dump(out, f, indent=1)
+    try:
+        write_json(args.output, out, "--output")
+    except MicrogptError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     failed = sum(1 for r in records if "error" in r)
     print(f"wrote {args.output} ({len(todo) - failed} runs, {failed} failed)")
     return 1 if failed else 0
