@@ -308,6 +308,31 @@ def test_one_and_two_threads_give_the_same_weights_bit_for_bit():
         assert two[name]["digest"] == one[name]["digest"], name
 
 
+@pytest.mark.parametrize("k", [2, 7, 8, 12, 13, 40])
+def test_slots_take_contiguous_blocks_that_share_the_documents_evenly(k):
+    S = min(k, fm.MAX_SLOTS)
+    blocks = [fm.fused_train.slot_docs(j, S, k) for j in range(S)]
+    assert blocks[0][0] == 0 and blocks[-1][1] == k
+    assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:]))  # every document once, in order
+    sizes = [hi - lo for lo, hi in blocks]
+    assert max(sizes) - min(sizes) <= 1
+    if S % 2 == 0:  # a prange over the S slots gives each of 2 threads one half of them: each holds its share
+        assert abs(sum(sizes[: S // 2]) - sum(sizes[S // 2:])) <= 1
+    if k == 12:
+        assert sizes == [1, 2, 1, 2, 1, 2, 1, 2]
+
+
+def test_twelve_documents_a_step_give_the_same_weights_on_the_threaded_loop(names_exp):
+    # k = 12 is not a multiple of the 8 slots: the threaded loop must still do the serial loop's arithmetic
+    serial, threaded = fused(names_exp, batch_size=12), fused(names_exp, batch_size=12)
+    steps = [(0, 2), (2, 3)]
+    a = [serial._run(serial.tokens, serial.offsets, s, n, serial.hyper, threads=False) for s, n in steps]
+    b = [threaded._run(threaded.tokens, threaded.offsets, s, n, threaded.hyper, threads=True) for s, n in steps]
+    assert a == b
+    for x, y in ((serial.w, threaded.w), (serial.m, threaded.m), (serial.v, threaded.v)):
+        assert np.array_equal(x, y)
+
+
 def test_the_thread_path_needs_enough_work(names_exp, monkeypatch):
     monkeypatch.setattr(fm.numba, "get_num_threads", lambda: 2)
     assert not fused(names_exp)._use_threads()  # one document per step: no slots to share out
