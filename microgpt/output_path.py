@@ -59,6 +59,8 @@ def resolve(path: str, flag: str, error: type[MicrogptError] = MicrogptError) ->
     where = f"{flag} {path}" if flag else path
     if not path:
         raise error(f"{flag}: the path is empty; give a file path")
+    if "\0" in path:  # os.path.islink and friends answer False rather than fail on one
+        raise error(f"{flag}: the path holds a NUL character; give a usable file path")
     try:
         is_link = os.path.islink(path)
         if is_link:
@@ -68,8 +70,6 @@ def resolve(path: str, flag: str, error: type[MicrogptError] = MicrogptError) ->
     except FileNotFoundError:
         raise error(f"{where}: a symbolic link to {os.readlink(path)}, which does not exist; create the target "
                     "or give another path") from None
-    except ValueError:  # a NUL character
-        raise error(f"{where}: not a usable path (it holds a NUL character)") from None
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise error(f"{where}: a loop of symbolic links; give another path") from None
