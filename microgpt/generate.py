@@ -15,7 +15,7 @@ from .cli import run_main
 from .config import BACKENDS, scenario_names
 from .data import Tokenizer
 from .errors import MicrogptError
-from .sampling import decode, sample, sample_chain
+from .sampling import SamplingOptions, check_chain_context, decode, fit_prompt_case, sample, sample_chain
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,16 +27,30 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--scenario", "-s", help=f"use models/<scenario>/model.json ({', '.join(scenario_names())}; "
                    "default: names)")
     g.add_argument("--model", "-m", metavar="PATH", help="a model.json written by microgpt.train")
-    p.add_argument("-i", "--prompt", default="", help="text the samples continue (characters of the vocabulary)")
-    p.add_argument("-n", "--num-samples", type=int, help="number of samples (default: the scenario's)")
+    p.add_argument("-i", "--prompt", "--input", default="", help="text the samples continue (characters of the "
+                   "vocabulary; a letter in the other case is used when the vocabulary has only that case)")
+    p.add_argument("-n", "--num-samples", "--samples", type=int, help="number of samples (default: the scenario's)")
     p.add_argument("-t", "--temperature", type=float, help="softmax temperature, > 0; 0 means greedy "
                    "(default: the scenario's)")
-    p.add_argument("--seed", type=int, help="seed of the sampling RNG (default: continue the training run's "
-                   "stream, as the training command's samples do)")
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, help="seed of the sampling RNG (default: continue the training run's "
+                       "stream, as the training command's samples do)")
+    seeds.add_argument("--no-seed", action="store_true", help="a seed drawn from fresh entropy, printed to stderr "
+                       "(`seed: S`) so that --seed S repeats the samples")
+    p.add_argument("--top-k", type=int, default=0, metavar="K", help="draw only among the K largest logits "
+                   "(ties included); 0 = off (default; the seed used 40)")
+    p.add_argument("--repetition-penalty", type=float, default=1.0, metavar="P",
+                   help="each distinct token among the last --repetition-window tokens: a positive logit is "
+                        "divided by P, a negative one multiplied by P, after the temperature; >= 1.0, 1.0 = off "
+                        "(default; the seed used 1.2, applied once per occurrence rather than once per token)")
+    p.add_argument("--repetition-window", type=int, default=32, metavar="W",
+                   help="how many of the latest tokens (prompt included) the penalty looks at (default 32)")
     p.add_argument("--no-stop-at-bos", action="store_true", help="keep going past BOS (shown as a newline)")
     p.add_argument("--max-tokens", type=int, metavar="N", help="at most N new tokens per sample (not with --chain)")
-    p.add_argument("--chain", action="store_true", help="generate past the context: feed the last block_size-1 "
+    p.add_argument("--chain", action="store_true", help="generate past the context: feed the last --chain-context "
                    "characters back as the next prompt, up to --max-chars (printed as it comes; Ctrl-C stops it)")
+    p.add_argument("--chain-context", type=int, metavar="N", help="characters kept as the next prompt in --chain, "
+                   "1 .. block_size-1 (default block_size // 2, as the seed: each round generates the rest)")
     p.add_argument("--max-chars", type=int, default=500, metavar="N", help="length of a --chain text (default 500)")
     p.add_argument("--backend", "-b", choices=BACKENDS, default="auto",
                    help="backend that computes the logits (default auto: fused when numba is installed)")
@@ -64,13 +78,21 @@ def main(argv=None) -> int:
         raise MicrogptError("--max-tokens limits each sample; a --chain text is limited by --max-chars")
     if args.temperature is not None and not 0 <= args.temperature < math.inf:
         raise MicrogptError(f"--temperature must be a finite number >= 0 (0 is greedy), got {args.temperature}")
+    options = SamplingOptions(args.top_k, args.repetition_penalty, args.repetition_window)
+    options.check()
+    T = ckpt.config.model.block_size
+    if args.chain_context is not None:
+        check_chain_context(args.chain_context, T)
     tokenizer = Tokenizer(ckpt.uchars)
-    prompt = tokenizer.encode(args.prompt)
+    fitted = fit_prompt_case(args.prompt, ckpt.uchars)
+    prompt = tokenizer.encode(fitted.text)
+    for note in fitted.notes:
+        print(note, file=sys.stderr)
+    args.prompt = fitted.text
     s = ckpt.config.sampling
     temperature = s.temperature if args.temperature is None else args.temperature
     num = s.num_samples if args.num_samples is None else args.num_samples
     max_tokens = args.max_tokens if args.max_tokens is not None else s.max_tokens
-    T = ckpt.config.model.block_size
     if not args.chain and len(prompt) > T - 1:
         raise MicrogptError(f"the prompt has {len(prompt)} characters but the context holds {T - 1}; "
                             "shorten it or use --chain")
@@ -79,10 +101,13 @@ def main(argv=None) -> int:
         # numpy's floating-point warnings (weights so large the logits overflow) would only repeat, noisily,
         # what sampling says in one line: the logits are checked before every draw
         warnings.filterwarnings("ignore", r"(overflow|invalid value|divide by zero) encountered", RuntimeWarning)
-        return _generate(args, ckpt, tokenizer, prompt, temperature, num, max_tokens)
+        return _generate(args, ckpt, tokenizer, prompt, temperature, num, max_tokens, options)
 
 
-def _generate(args, ckpt, tokenizer, prompt, temperature, num, max_tokens) -> int:
+def _generate(args, ckpt, tokenizer, prompt, temperature, num, max_tokens, options) -> int:
+    if args.no_seed:
+        args.seed = random.SystemRandom().randrange(2 ** 32)
+        print(f"seed: {args.seed}", file=sys.stderr)  # what --seed needs to repeat these samples
     rng = random.Random(args.seed)
     if args.seed is None:
         state = (ckpt.train_state or {}).get("rng_state")
@@ -98,11 +123,12 @@ def _generate(args, ckpt, tokenizer, prompt, temperature, num, max_tokens) -> in
         for _ in range(1 if args.num_samples is None else num):  # one text unless asked for more
             sys.stdout.write(args.prompt)
             sample_chain(backend, rng, prompt, temperature, args.max_chars, stop,
-                         on_tokens=lambda ids: (sys.stdout.write(decode(tokenizer, ids)), sys.stdout.flush()))
+                         on_tokens=lambda ids: (sys.stdout.write(decode(tokenizer, ids)), sys.stdout.flush()),
+                         options=options, keep=args.chain_context)
             sys.stdout.write("\n")
         return 0
     for i in range(num):
-        ids = sample(backend, rng, prompt, temperature, max_tokens, stop)
+        ids = sample(backend, rng, prompt, temperature, max_tokens, stop, options)
         print(f"sample {i + 1:2d}: {args.prompt}{decode(tokenizer, ids)}")
     return 0
 

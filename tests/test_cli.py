@@ -109,7 +109,7 @@ def test_no_data_offline_says_what_to_place_where(tmp_path):
 def test_root_shims_still_work(tmp_path):
     shared_file("names.txt")
     from conftest import ROOT
-    for script in ("train.py", "main.py"):
-        r = run_cli([os.path.join(ROOT, script), "--backend", "python", "--steps", "1", "--num-samples", "1",
+    for script, *word in (("train.py",), ("main.py", "train")):  # main.py alone samples, as the seed's did
+        r = run_cli([os.path.join(ROOT, script), *word, "--backend", "python", "--steps", "1", "--num-samples", "1",
                      "-o", str(tmp_path / f"{script}.json")], cwd=str(tmp_path))
         assert r.returncode == 0 and "num params: 4192" in r.stdout, r.stderr

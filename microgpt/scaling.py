@@ -1,0 +1,243 @@
+"""What a scale sweep (scripts/scale_sweep.py) says: who is fastest where, against the peers and the roofs.
+
+Pure functions of the sweep's JSON document, so the report, the tests and a notebook read it the
+same way. Figures are tokens/s medians of a point's windows; "margin" is the fastest's tokens/s
+over the runner-up's. The roofline's arithmetic intensity is the step's model FLOPs over its
+minimum memory traffic: every weight read twice (forward, backward), its gradient written once,
+and Adam reading weight, gradient and both moments and writing weight and moments back — 10
+touches of each parameter per optimizer step. Activations are left out, so this is an upper
+bound on the intensity (a point sits further left in reality).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+PARAM_TOUCHES_PER_STEP = 10
+DTYPE_BYTES = {"float32": 4, "float64": 8}
+PEERS = ("torch", "torch_compile")
+
+
+@dataclass(frozen=True)
+class Winner:
+    label: str
+    size: str
+    dtype: str
+    threads: int
+    fastest: str
+    tokens_per_s: float
+    runner_up: str | None
+    margin: float | None  # fastest / runner-up
+
+
+def ok_points(doc: dict) -> list[dict]:
+    return [r for r in doc.get("points", {}).values() if r.get("status") == "ok"]
+
+
+def size_of(point: dict) -> str:
+    return f"{point['n_embd']}/{point['n_head']}/{point['n_layer']}/{point['block_size']} b{point['batch_size']}"
+
+
+def groups(doc: dict) -> dict:
+    """(label, dtype, threads) -> {backend: result}, over the points that finished."""
+    out: dict = {}
+    for r in ok_points(doc):
+        p = r["point"]
+        out.setdefault((p["label"], p["dtype"], p["threads"]), {})[p["backend"]] = r
+    return out
+
+
+def crossovers(doc: dict) -> list[Winner]:
+    """The fastest backend at every point (peers included) and its margin over the next."""
+    rows = []
+    for (label, dtype, threads), by_backend in groups(doc).items():
+        ranked = sorted(by_backend.items(), key=lambda kv: -kv[1]["tokens_per_s"])
+        (best, r), rest = ranked[0], ranked[1:]
+        margin = r["tokens_per_s"] / rest[0][1]["tokens_per_s"] if rest else None
+        rows.append(Winner(label, size_of(r["point"]), dtype, threads, best, r["tokens_per_s"],
+                           rest[0][0] if rest else None, margin))
+    return sorted(rows, key=lambda w: (w.dtype, w.threads, w.label))
+
+
+def peers(doc: dict) -> list[dict]:
+    """At each point: the project's fastest backend, and its speed over torch eager and torch compile."""
+    rows = []
+    for (label, dtype, threads), by_backend in sorted(groups(doc).items()):
+        ours = {b: r for b, r in by_backend.items() if b not in PEERS}
+        if not ours:
+            continue
+        best, r = max(ours.items(), key=lambda kv: kv[1]["tokens_per_s"])
+        row = {"label": label, "size": size_of(r["point"]), "dtype": dtype, "threads": threads, "ours": best,
+               "tokens_per_s": r["tokens_per_s"]}
+        for peer in PEERS:
+            theirs = by_backend.get(peer)
+            row[f"over_{peer}"] = r["tokens_per_s"] / theirs["tokens_per_s"] if theirs else None
+        rows.append(row)
+    return rows
+
+
+def peak_gflops(doc: dict, dtype: str, threads: int) -> float | None:
+    """The matmul roof of the sweep's own run for this dtype and thread count ("all" beyond 1)."""
+    probe = doc.get("roofs", {}).get("matmul_gflops", {}).get(dtype, {})
+    return probe.get("1" if threads == 1 else "all")
+
+
+def mfu(doc: dict, result: dict) -> float | None:
+    p = result["point"]
+    peak = peak_gflops(doc, p["dtype"], p["threads"])
+    return result["model_gflops_per_s"] / peak if peak else None
+
+
+def intensity(result: dict) -> float:
+    """Model FLOPs per byte of minimum traffic of one optimizer step (see the module's docstring)."""
+    p = result["point"]
+    tokens_per_step = result["tokens_per_s"] * result["window_s"] / result["steps_per_window"]
+    flops = result["flops_per_token"] * tokens_per_step
+    traffic = PARAM_TOUCHES_PER_STEP * result["num_params"] * DTYPE_BYTES[p["dtype"]]
+    return flops / traffic
+
+
+def axis_series(doc: dict, axis: str, dtype: str, threads: int) -> dict:
+    """backend -> [(axis value, result)] along one axis of the sweep (the centre included), sorted."""
+    out: dict = {}
+    for r in ok_points(doc):
+        p = r["point"]
+        if p["dtype"] != dtype or p["threads"] != threads:
+            continue
+        if p["label"] == "centre" or p["label"].startswith(f"{axis}="):
+            out.setdefault(p["backend"], []).append((p[axis], r))
+    for backend in out:
+        out[backend].sort(key=lambda vr: vr[0])
+    return out
+
+
+# -- plots ---------------------------------------------------------------------------------
+
+
+def _axes(plt, title, xlabel, ylabel):
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="both", alpha=0.3)
+    return fig, ax
+
+
+def _save(plt, fig, ax, path, xlog: int, ylog: bool, legend: str | None) -> bool:
+    ax.set_xscale("log", base=xlog)
+    if ylog:
+        ax.set_yscale("log")
+    ax.legend(title=legend, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_cost(doc: dict, path: str, dtype: str = "float32", threads: int = 1) -> bool:
+    """µs per token against model FLOPs per token, along the width axis: one line per backend."""
+    import matplotlib.pyplot as plt
+
+    series = axis_series(doc, "n_embd", dtype, threads)
+    if not series:
+        return False
+    fig, ax = _axes(plt, f"Cost per token as the model widens ({dtype}, {threads} thread(s))",
+                    "model FLOPs per token (6 x weights + causal attention)", "µs per token (median)")
+    for backend, pts in sorted(series.items()):
+        ax.plot([r["flops_per_token"] for _, r in pts], [r["us_per_token"] for _, r in pts], marker="o",
+                label=backend)
+        v, r = pts[-1]
+        ax.annotate(f"C={v}", (r["flops_per_token"], r["us_per_token"]), fontsize=7, xytext=(3, 0),
+                    textcoords="offset points")
+    return _save(plt, fig, ax, path, xlog=10, ylog=True, legend="backend")
+
+
+def plot_mfu(doc: dict, path: str, dtype: str = "float32", threads: int = 1) -> bool:
+    import matplotlib.pyplot as plt
+
+    series = axis_series(doc, "n_embd", dtype, threads)
+    if not series or peak_gflops(doc, dtype, threads) is None:
+        return False
+    peak = peak_gflops(doc, dtype, threads)
+    fig, ax = _axes(plt, f"MFU as the model widens ({dtype}, {threads} thread(s); peak {peak:.1f} GFLOP/s, "
+                    "numpy matmul measured in the same sweep)", "n_embd (C)", "MFU (%)")
+    for backend, pts in sorted(series.items()):
+        ax.plot([v for v, _ in pts], [100 * mfu(doc, r) for _, r in pts], marker="o", label=backend)
+    return _save(plt, fig, ax, path, xlog=2, ylog=False, legend="backend")
+
+
+def plot_roofline(doc: dict, path: str, dtype: str = "float32", threads: int = 1) -> bool:
+    """Achieved GFLOP/s against arithmetic intensity, under the measured compute and memory roofs."""
+    import matplotlib.pyplot as plt
+
+    roofs = doc.get("roofs", {})
+    peak = peak_gflops(doc, dtype, threads)
+    bw = roofs.get("triad_gbytes_per_s", {}).get("1" if threads == 1 else "all")
+    pts = [r for r in ok_points(doc) if r["point"]["dtype"] == dtype and r["point"]["threads"] == threads]
+    if not pts or not peak or not bw:
+        return False
+    fig, ax = _axes(plt, f"Roofline ({dtype}, {threads} thread(s)): every point of the sweep",
+                    "arithmetic intensity (model FLOPs per byte of weight + Adam traffic; an upper bound)",
+                    "achieved model GFLOP/s")
+    xs = [intensity(r) for r in pts]
+    lo, hi = min(xs) / 2, max(xs) * 2
+    grid = [lo * (hi / lo) ** (i / 50) for i in range(51)]
+    ax.plot(grid, [min(peak, bw * x) for x in grid], color="black", linewidth=1.2,
+            label=f"roofs: {peak:.0f} GFLOP/s matmul, {bw:.1f} GB/s triad")
+    for backend in sorted({r["point"]["backend"] for r in pts}):
+        mine = [r for r in pts if r["point"]["backend"] == backend]
+        ax.scatter([intensity(r) for r in mine], [r["model_gflops_per_s"] for r in mine], s=18, label=backend)
+    return _save(plt, fig, ax, path, xlog=10, ylog=True, legend=None)
+
+
+# -- the report's section --------------------------------------------------------------------
+
+
+def _ratio(x: float | None) -> str:
+    return f"{x:.2f}x" if x is not None and math.isfinite(x) else "—"
+
+
+def section(doc: dict, plots: dict) -> str:
+    """The report's "Scaling" section in Markdown; `plots` maps a plot's name to its file (or None)."""
+    meta = doc.get("meta", {})
+    roofs = doc.get("roofs", {})
+    lines = ["## Scaling", "",
+             f"From `scripts/scale_sweep.py` on {meta.get('cpu', '?')} ({meta.get('usable_cores', '?')} cores), "
+             f"{len(ok_points(doc))} points finished of {len(doc.get('points', {}))} run. tokens/s is the median of "
+             "each point's timed windows; the points ran one after another in this one sweep, so their ratios "
+             "compare like with like.", ""]
+    if roofs:
+        mm = roofs.get("matmul_gflops", {})
+        tb = roofs.get("triad_gbytes_per_s", {})
+        lines += ["Roofs measured at the start of the sweep: matmul "
+                  + ", ".join(f"{d} {v.get('1', 0):.1f} (1 thread) / {v.get('all', 0):.1f} (all) GFLOP/s"
+                              for d, v in mm.items())
+                  + f"; triad {tb.get('1', 0):.2f} / {tb.get('all', 0):.2f} GB/s.", ""]
+    for name, caption in (("cost", "µs per token against FLOPs per token"), ("mfu", "MFU against width"),
+                          ("roofline", "roofline")):
+        if plots.get(name):
+            lines += [f"![{caption}]({plots[name]})", ""]
+    lines += ["### Fastest backend at each point", "",
+              "| point | size | dtype | threads | fastest | tokens/s | runner-up | margin |",
+              "| --- | --- | --- | ---: | --- | ---: | --- | ---: |"]
+    for w in crossovers(doc):
+        lines.append(f"| {w.label} | {w.size} | {w.dtype} | {w.threads} | {w.fastest} | {w.tokens_per_s:,.0f} | "
+                     f"{w.runner_up or '—'} | {_ratio(w.margin)} |")
+    rows = peers(doc)
+    if rows:
+        lines += ["", "### Against PyTorch", "",
+                  "The project's fastest backend at each point, and its tokens/s over torch eager and torch "
+                  "compile at the same point (above 1: ours is faster).", "",
+                  "| point | size | dtype | threads | ours | tokens/s | / torch eager | / torch compile |",
+                  "| --- | --- | --- | ---: | --- | ---: | ---: | ---: |"]
+        for r in rows:
+            lines.append(f"| {r['label']} | {r['size']} | {r['dtype']} | {r['threads']} | {r['ours']} | "
+                         f"{r['tokens_per_s']:,.0f} | {_ratio(r['over_torch'])} | {_ratio(r['over_torch_compile'])} |")
+    failed = [r for r in doc.get("points", {}).values() if r.get("status") != "ok"]
+    if failed:
+        lines += ["", "Points that did not finish (recorded, not dropped): "
+                  + "; ".join(f"{r['point']['label']} {r['point']['backend']} {r['point']['dtype']} "
+                              f"t{r['point']['threads']}: {r['status']}" for r in failed[:20])
+                  + (f"; and {len(failed) - 20} more" if len(failed) > 20 else "")]
+    return "\n".join(lines) + "\n"
