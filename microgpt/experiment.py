@@ -9,7 +9,7 @@ so every one of them trains on the same documents from the same weights.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .backends import get_backend_class, resolve_name
 from .backends.base import Backend
@@ -29,6 +29,7 @@ class Experiment:
     val_tokens: list[list[int]]
     weights: dict  # the initial weights, {name: [[float]]}
     rng: random.Random  # positioned after the initialisation: sampling continues from here
+    backend_options: dict = field(default_factory=dict)  # keyword arguments of one backend (torch: device, compile)
 
     @property
     def num_params(self) -> int:
@@ -40,7 +41,7 @@ class Experiment:
         dtype = self.cfg.training.dtype
         if dtype not in cls.dtypes:
             raise MicrogptError(f"backend {name!r} supports dtype {', '.join(cls.dtypes)}, not {dtype}")
-        return cls(self.cfg, self.tokenizer.vocab_size, self.weights, self.train_tokens)
+        return cls(self.cfg, self.tokenizer.vocab_size, self.weights, self.train_tokens, **self.backend_options)
 
 
 def prepare(cfg: Config, data_path: str | None = None, dataset: Dataset | None = None,

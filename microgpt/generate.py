@@ -54,16 +54,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-chars", type=int, default=500, metavar="N", help="length of a --chain text (default 500)")
     p.add_argument("--backend", "-b", choices=BACKENDS, default="auto",
                    help="backend that computes the logits (default auto: fused when numba is installed)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"),
+                   help="where --backend torch computes (default auto: cuda when available, else cpu)")
     return p
 
 
-def load_backend(ckpt: checkpoint.Checkpoint, name: str) -> Backend:
+def load_backend(ckpt: checkpoint.Checkpoint, name: str, device: str | None = None) -> Backend:
     from .backends import get_backend_class
 
     name = resolve_name(name)
+    if device is not None and name != "torch":
+        raise MicrogptError(f"--device: for --backend torch only (this run uses {name})")
     cls = get_backend_class(name)
     cfg = ckpt.config.replace("training", backend=name, dtype=ckpt.dtype if ckpt.dtype in cls.dtypes else "float64")
-    return cls(cfg, ckpt.vocab_size, ckpt.weights, [])
+    options = {"device": device} if name == "torch" else {}
+    return cls(cfg, ckpt.vocab_size, ckpt.weights, [], **options)
 
 
 def main(argv=None) -> int:
@@ -116,7 +121,7 @@ def _generate(args, ckpt, tokenizer, prompt, temperature, num, max_tokens, optio
             rng.setstate(checkpoint.rng_state_from_json(state))
     if args.backend == "auto" and not is_available("fused"):
         args.backend = "python"
-    backend = load_backend(ckpt, args.backend)
+    backend = load_backend(ckpt, args.backend, args.device)
     stop = not args.no_stop_at_bos
 
     if args.chain:

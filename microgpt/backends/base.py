@@ -24,9 +24,24 @@ from ..schedule import docs_per_step, learning_rate, step_doc_indices
 Matrix = list  # list[list[float]], row-major [out][in]
 
 
+def mean_loss_in_batches(docs, doc_losses, per_batch: int) -> float:
+    """The mean of `doc_losses` (documents -> their losses) over `docs`, `per_batch` documents per call.
+
+    Documents of similar length go together, so that a padded batch is little padding.
+    """
+    order = sorted(range(len(docs)), key=lambda i: len(docs[i]))
+    losses = [0.0] * len(docs)
+    for first in range(0, len(order), per_batch):
+        chunk = order[first:first + per_batch]
+        for i, loss in zip(chunk, doc_losses([docs[i] for i in chunk])):
+            losses[i] = loss
+    return sum(losses) / len(losses)
+
+
 class Backend(ABC):
     name = "?"
     dtypes = ("float64",)
+    writes_checkpoints = True  # False on the ranks of a torchrun job other than 0
 
     def __init__(self, cfg: Config, vocab_size: int, weights: dict[str, Matrix],
                  train_docs: list[list[int]] | None = None):

@@ -40,7 +40,7 @@ from ..kernels.xent import softmax_xent_backward, softmax_xent_forward
 from ..errors import MicrogptError
 from ..params import num_params, param_offsets, param_shapes, param_views
 from ..perf import BLAS_VARS
-from .base import Backend
+from .base import Backend, mean_loss_in_batches
 
 EVAL_TOKENS = 16384  # positions per forward when evaluating many documents
 
@@ -374,15 +374,8 @@ class NumpyBatchedBackend(Backend):
         return time.perf_counter() - t0
 
     def eval_loss(self, docs):
-        # many documents per forward; similar lengths together so little is padding
-        order = sorted(range(len(docs)), key=lambda i: len(docs[i]))
-        per_batch = max(1, EVAL_TOKENS // self.cfg.model.block_size)
-        losses = [0.0] * len(docs)
-        for first in range(0, len(order), per_batch):
-            chunk = order[first:first + per_batch]
-            for i, loss in zip(chunk, self.doc_losses([docs[i] for i in chunk])):
-                losses[i] = loss
-        return sum(losses) / len(losses)
+        # many documents per forward
+        return mean_loss_in_batches(docs, self.doc_losses, max(1, EVAL_TOKENS // self.cfg.model.block_size))
 
     def new_cache(self):
         return {"past": None}
