@@ -236,9 +236,10 @@ def main(argv=None) -> int:
     if cfg.training.backend == "auto" and importlib.util.find_spec("numba") is None and not args.quiet:
         print("note: numba is not installed, so training uses the python backend "
               "(pip install 'microgpt[numpy]' for the fast ones)", file=sys.stderr)
-    print(f"num docs: {len(exp.docs)}")
-    print(f"vocab size: {exp.tokenizer.vocab_size}")
-    print(f"num params: {exp.num_params}")
+    if not args.quiet:  # --quiet: the final figures and the samples only
+        print(f"num docs: {len(exp.docs)}")
+        print(f"vocab size: {exp.tokenizer.vocab_size}")
+        print(f"num params: {exp.num_params}")
     start = 0
     if resumed is not None:
         backend, start = resume_backend(exp, resumed, output)
@@ -295,7 +296,7 @@ def main(argv=None) -> int:
         if budget_plan is not None:
             print(f"time budget {budget_plan.budget_s:g} s: spent {budget_plan.measure_s + elapsed:.2f} s "
                   f"({budget_plan.measure_s:.2f} s timing the first steps, {elapsed:.2f} s training)")
-    if saves:
+    if saves and not args.quiet:
         print(f"saved {output}")
     if step < total:
         print(f"stopped after step {step} of {total}; continue with --resume")

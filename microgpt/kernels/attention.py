@@ -26,6 +26,8 @@ import os
 import numpy as np
 from numba import njit, prange
 
+from .. import envvars
+
 # -- plain numpy ---------------------------------------------------------------
 
 
@@ -187,7 +189,7 @@ def attention_backward_fused(dout, q, k, v, att, n_head):
 # Below this many multiply-adds per call (H * t * head_dim, i.e. t * C) a parallel
 # launch costs more than it saves on every layer and thread count we measured
 # (docs/threads.md); the per-position backends stay far below it.
-PARALLEL_MIN_WORK = int(os.environ.get("MICROGPT_PARALLEL_MIN_WORK", 1 << 20))
+PARALLEL_MIN_WORK = envvars.whole_number("MICROGPT_PARALLEL_MIN_WORK", 1 << 20)
 
 
 def default_threading_layer() -> None:
