@@ -12,7 +12,7 @@ from . import checkpoint
 from .backends import is_available, resolve_name
 from .backends.base import Backend
 from .cli import run_main
-from .config import BACKENDS, scenario_names
+from .config import BACKENDS, SamplingConfig, scenario_names
 from .data import Tokenizer
 from .errors import MicrogptError
 from .sampling import SamplingOptions, check_chain_context, decode, fit_prompt_case, sample, sample_chain
@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--model", "-m", metavar="PATH", help="a model.json written by microgpt.train")
     p.add_argument("-i", "--prompt", "--input", default="", help="text the samples continue (characters of the "
                    "vocabulary; a letter in the other case is used when the vocabulary has only that case)")
-    p.add_argument("-n", "--num-samples", "--samples", type=int, help="number of samples (default: the scenario's)")
+    p.add_argument("-n", "--num-samples", "--samples", type=int, help="number of samples, >= 1 (default: the "
+                   f"training run's, or {SamplingConfig().num_samples} if it printed none)")
     p.add_argument("-t", "--temperature", type=float, help="softmax temperature, > 0; 0 means greedy "
                    "(default: the scenario's)")
     seeds = p.add_mutually_exclusive_group()
@@ -75,7 +76,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     path = args.model or checkpoint.default_path(args.scenario or "names")
     ckpt = checkpoint.load(path)  # fails first, before any other work
-    for flag in ("num_samples", "max_tokens", "max_chars"):
+    if args.num_samples is not None and args.num_samples < 1:  # samples are all it prints: 0 is a slip
+        raise MicrogptError(f"--num-samples must be >= 1, got {args.num_samples}")
+    for flag in ("max_tokens", "max_chars"):
         value = getattr(args, flag)
         if value is not None and value < 0:
             raise MicrogptError(f"--{flag.replace('_', '-')} must be >= 0, got {value}")
@@ -97,6 +100,8 @@ def main(argv=None) -> int:
     s = ckpt.config.sampling
     temperature = s.temperature if args.temperature is None else args.temperature
     num = s.num_samples if args.num_samples is None else args.num_samples
+    if num == 0:  # trained with --num-samples 0: no samples then, which says nothing about how many now
+        num = SamplingConfig().num_samples
     max_tokens = args.max_tokens if args.max_tokens is not None else s.max_tokens
     if not args.chain and len(prompt) > T - 1:
         raise MicrogptError(f"the prompt has {len(prompt)} characters but the context holds {T - 1}; "

@@ -217,6 +217,8 @@ def main(argv=None) -> int:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise MicrogptError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    if args.num_samples is not None and args.num_samples < 0:  # 0 is allowed: train and save, print no samples
+        raise MicrogptError(f"--num-samples must be >= 0 (0: no samples), got {args.num_samples}")
     cfg = apply_overrides(scenario_from_args(args), args)
     output = checkpoint.default_path(cfg.name) if args.output is None else args.output
     checkpoint.check_output(output)  # before any work: a run must not end in a save that was bound to fail

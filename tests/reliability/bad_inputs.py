@@ -86,6 +86,31 @@ class Workspace:
             f.write(content if isinstance(content, bytes) else content.encode("utf-8"))
         return path
 
+    def special(self, name: str, kind: str, to: str = "") -> str:
+        """At `name`: a "fifo", a "socket", a "link" to `to`, a "file-link" (`to` made too), or a "loop" of two links.
+
+        Made once: a case's arguments are built again for its row of the table.
+        """
+        path = self.path(name)
+        if os.path.lexists(path):
+            return path
+        if kind == "fifo":
+            os.mkfifo(path)
+        elif kind == "socket":
+            import socket
+
+            s = socket.socket(socket.AF_UNIX)
+            s.bind(path)  # the socket file stays after close
+            s.close()
+        elif kind == "loop":
+            os.symlink(f"{name}.2", path)
+            os.symlink(name, f"{path}.2")
+        else:
+            if kind == "file-link":
+                self.file(to, "a file the model replaces")
+            os.symlink(to, path)
+        return path
+
     def config_with(self, filename: str, section: str | None, **changes) -> str:
         d = copy.deepcopy(self.config_dict)
         (d[section] if section else d).update(changes)
@@ -244,13 +269,58 @@ CASES = [
          r"data/alice/alice.txt \(from https://www.gutenberg.org/\S+, https://www.gutenberg.org/\S+\), set "
          r"MICROGPT_DATA_DIR to a folder holding it, or pass --data PATH$",
          env={"MICROGPT_DATA_DIR": None, "MICROGPT_OFFLINE": "1"}),
+    # -- MICROGPT_* environment variables (microgpt/envvars.py), read before anything else runs
+    Case(T, "`MICROGPT_PARALLEL_MIN_WORK` not a number", lambda w: w.train_args("--backend", "python"), 1,
+         r"^error: environment variable MICROGPT_PARALLEL_MIN_WORK='1M' is not a whole number: it takes a whole "
+         r"number >= 0 \(.*\); change it or unset it$", env={"MICROGPT_PARALLEL_MIN_WORK": "1M"}),
+    Case(T, "`MICROGPT_CAUSAL_PARALLEL_MIN_SCORES` negative", lambda w: w.train_args(), 1,
+         r"^error: environment variable MICROGPT_CAUSAL_PARALLEL_MIN_SCORES='-1' is negative: ",
+         env={"MICROGPT_CAUSAL_PARALLEL_MIN_SCORES": "-1"}),
+    Case(T, "`MICROGPT_OFFLINE=yes`", lambda w: w.train_args(), 1,
+         r"^error: environment variable MICROGPT_OFFLINE='yes' is neither 1 nor 0: it takes 1 or 0 "
+         r"\(1 forbids downloads\); change it or unset it$", env={"MICROGPT_OFFLINE": "yes"}),
+    Case(T, "`MICROGPT_VERIFY_JIT=true`", lambda w: w.train_args(), 1,
+         r"^error: environment variable MICROGPT_VERIFY_JIT='true' is neither 1 nor 0: ",
+         env={"MICROGPT_VERIFY_JIT": "true"}),
+    Case(T, "`MICROGPT_DATA_DIR` a file", lambda w: ["--scenario", "names"], 1,
+         r"^error: environment variable MICROGPT_DATA_DIR='names.txt' is a file, not a folder: ",
+         env={"MICROGPT_DATA_DIR": "names.txt"}),
     Case(T, "`--data` not UTF-8", lambda w: ["--config", w.config, "--data", w.file("bin.txt", b"ab\xff\xfe\n")],
          1, r"bin.txt: not UTF-8 text \(invalid start byte at byte 2\)$"),
     # -- output
     Case(T, "`-o` inside a file", lambda w: w.train_args("--steps", "2", "-o", w.file("plain", "x") + "/m.json"),
-         1, r"m.json: cannot save: .*plain is a file, not a folder$"),
+         1, r"^error: --output <tmp>/plain/m.json: <tmp>/plain is a file, not a folder$"),
     Case(T, "`-o` a folder", lambda w: w.train_args("--steps", "2", "-o", w.dir), 1,
-         r"cannot save: .*Is a directory"),
+         r"^error: --output <tmp>: is a folder; give the path of a file inside it$"),
+    Case(T, "`-o` a named pipe (FIFO)", lambda w: w.train_args("--steps", "2", "-o", w.special("fifo.json", "fifo")),
+         1, r"^error: --output <tmp>/fifo.json: is a named pipe \(FIFO\), not a regular file; give the path of a "
+            r"file \(only regular files are replaced\)$"),
+    Case(T, "`-o` a socket", lambda w: w.train_args("--steps", "2", "-o", w.special("sock.json", "socket")), 1,
+         r"^error: --output <tmp>/sock.json: is a socket, not a regular file"),
+    Case(T, "`-o` a link to a named pipe", lambda w: w.train_args("--steps", "2", "-o", w.special(
+        "to-fifo.json", "link", w.special("fifo.json", "fifo"))), 1,
+         r"^error: --output <tmp>/to-fifo.json \(a link to <tmp>/fifo.json\): is a named pipe \(FIFO\)"),
+    Case(T, "`-o` a dangling symbolic link", lambda w: w.train_args("--steps", "2", "-o", w.special(
+        "dangling.json", "link", "gone.json")), 1,
+         r"^error: --output <tmp>/dangling.json: a symbolic link to gone.json, which does not exist; create the "
+         r"target or give another path$"),
+    Case(T, "`-o` a loop of symbolic links", lambda w: w.train_args("--steps", "2", "-o", w.special("loop",
+                                                                                                  "loop")), 1,
+         r"^error: --output <tmp>/loop: a loop of symbolic links; give another path$"),
+    Case(T, "`-o` a symbolic link to a file", lambda w: w.train_args("--steps", "2", "-o", w.special(
+        "link.json", "file-link", "linked.json")), 0, "",
+         shows="the model is written to the link's target (the temporary file beside it); the link stays a link",
+         check=lambda w, out: _require(os.path.islink(w.path("link.json")) and
+                                       json.loads(w.read(w.path("linked.json")))["format"] == "microgpt")),
+    Case(T, "`-o ''`", lambda w: w.train_args("--steps", "2", "-o", ""), 1,
+         r"^error: --output: the path is empty; give a file path$"),
+    Case(T, "`--resume -o` a named pipe", lambda w: w.train_args("--resume", "-o", w.special("fifo.json", "fifo")),
+         1, r"^error: --output <tmp>/fifo.json: is a named pipe"),
+    Case(T, "`--num-samples -1`", lambda w: w.train_args("--steps", "2", "--num-samples", "-1"), 1,
+         r"^error: --num-samples must be >= 0 \(0: no samples\), got -1$"),
+    Case(T, "`--num-samples 0`", lambda w: w.train_args("--steps", "2", "-o", w.path("zero.json")), 0, "",
+         shows="trains and saves, prints no samples (a run whose model is the point)",
+         check=lambda w, out: _require("sample" not in out and os.path.exists(w.path("zero.json")))),
     # -- resume
     Case(T, "`--resume` with no model", lambda w: w.train_args("--resume", "-o", w.path("none.json")), 1,
          r"none.json: no such model file \(train one with: python -m microgpt.train\)$"),
@@ -352,9 +422,12 @@ CASES = [
          "time, whatever the seed", check=lambda w, out: _require(len(set(_samples(out))) == 1)),
     Case(G, "`-t 1e-300` (1/t overflows)", lambda w: w.gen_args("-t", "1e-300", "-n", "2", "--seed", "3"), 0, "",
          shows="the greedy samples (the limit)", check=_greedy_equal),
-    Case(G, "`-n -1`", lambda w: w.gen_args("-n", "-1"), 1, r"--num-samples must be >= 0, got -1$"),
-    Case(G, "`-n 0`", lambda w: w.gen_args("-n", "0"), 0, "", shows="nothing",
-         check=lambda w, out: _require(out == "")),
+    Case(G, "`-n -1`", lambda w: w.gen_args("-n", "-1"), 1, r"--num-samples must be >= 1, got -1$"),
+    Case(G, "`-n 0`", lambda w: w.gen_args("-n", "0"), 1, r"^error: --num-samples must be >= 1, got 0$"),
+    Case(G, "a model trained with `--num-samples 0`, no `-n`", lambda w: ["--model", w.model_with(
+        "zero-samples.json", lambda d: d["config"]["sampling"].update(num_samples=0))], 0, "",
+         shows="20 samples, the default: the 0 applied to training", check=lambda w, out: _require(
+             len(_samples(out)) == 20)),
     Case(G, "`--max-tokens -1`", lambda w: w.gen_args("--max-tokens", "-1"), 1, r"--max-tokens must be >= 0"),
     Case(G, "`--max-tokens 0`", lambda w: w.gen_args("--max-tokens", "0", "-n", "2", "-i", "ab"), 0, "",
          shows="2 samples that are the prompt alone", check=lambda w, out: _require(_samples(out) == ["ab", "ab"])),

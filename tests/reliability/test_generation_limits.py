@@ -147,15 +147,16 @@ def test_tiny_positive_temperature_is_as_greedy(model, capsys, backend):
 
 
 def test_zero_samples_and_zero_tokens(model, capsys, backend):
-    assert gen(model, capsys, backend, "-n", "0") == (0, "", "")
-    assert gen(model, capsys, backend, "-n", "0", "--chain") == (0, "", "")
+    refused = (1, "", "error: --num-samples must be >= 1, got 0\n")  # a command that would print nothing
+    assert gen(model, capsys, backend, "-n", "0") == refused
+    assert gen(model, capsys, backend, "-n", "0", "--chain") == refused
     code, out, err = gen(model, capsys, backend, "--max-tokens", "0", "-n", "3", "-i", "ab")
     assert code == 0 and printed_samples(out) == ["ab", "ab", "ab"]
     assert gen(model, capsys, backend, "--chain", "--max-chars", "0", "-i", "ab") == (0, "ab\n", "")
 
 
 @pytest.mark.parametrize("args, message", [
-    (["-n", "-1"], "--num-samples must be >= 0, got -1"),
+    (["-n", "-1"], "--num-samples must be >= 1, got -1"),
     (["--max-tokens", "-1"], "--max-tokens must be >= 0, got -1"),
     (["--max-chars", "-5", "--chain"], "--max-chars must be >= 0, got -5"),
     (["--chain", "--max-tokens", "5"], "--max-tokens limits each sample; a --chain text is limited by --max-chars"),
@@ -253,7 +254,7 @@ def test_huge_chain_into_a_closed_pipe_ends_quietly(model, backend_args):
 @pytest.mark.parametrize("args, code, check", [
     (["-t", "0", "-n", "2", "-i", ""], 0,
      lambda out, err: len(set(printed_samples(out))) == 1 and len(printed_samples(out)) == 2),
-    (["-n", "0"], 0, lambda out, err: out == ""),
+    (["-n", "0"], 1, lambda out, err: err == "error: --num-samples must be >= 1, got 0\n"),
     (["--max-tokens", "0", "-n", "2", "-i", "ab"], 0, lambda out, err: printed_samples(out) == ["ab", "ab"]),
     (["-i", "abcdefgh"], 1, lambda out, err: err == "error: the prompt has 8 characters but the context holds 7; "
                                                     "shorten it or use --chain\n"),
