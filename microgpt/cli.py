@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 
+from . import envvars
 from .config import Config, describe_keys, load_config, load_scenario, scenario_names
 from .errors import MicrogptError
 
@@ -31,6 +32,7 @@ def run_main(main, argv=None) -> int:
     except ValueError:  # not the main thread: signals are not ours to handle
         previous = None
     try:
+        envvars.check_all()
         return main(argv) or 0
     except MicrogptError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
+from . import envvars
 from .config import Config, DataConfig
 from .errors import DataError
 
@@ -143,7 +144,7 @@ def candidate_paths(cfg: Config, data_path: str | None = None) -> list[str]:
     if data_path:
         return [data_path]
     paths = []
-    env = os.environ.get("MICROGPT_DATA_DIR")
+    env = envvars.folder("MICROGPT_DATA_DIR")
     if env:
         paths.append(os.path.join(env, cfg.data.file))
     paths.append(os.path.join(CACHE_DIR, cfg.name, cfg.data.file))
@@ -171,7 +172,7 @@ def load_dataset(cfg: Config, data_path: str | None = None, quiet: bool = False)
 
     cache = paths[-1]
     errors = []
-    if os.environ.get("MICROGPT_OFFLINE") == "1":
+    if envvars.flag("MICROGPT_OFFLINE"):
         errors.append("MICROGPT_OFFLINE=1 forbids downloads")
     else:
         for url in cfg.data.urls:

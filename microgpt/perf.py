@@ -26,6 +26,8 @@ import subprocess
 import sys
 import time
 
+from . import envvars
+
 # what sets the BLAS's threads (numpy's OpenBLAS reads them once, when numpy is imported)
 BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 THREAD_VARS = BLAS_VARS + ("NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER", "OMP_WAIT_POLICY")
@@ -254,8 +256,9 @@ def run_metadata() -> dict:
 def data_dirs(extra=()) -> list[str]:
     """Folders searched for a scenario's data file, in order: extra, $MICROGPT_DATA_DIR, ../shared/data, data/."""
     dirs = list(extra)
-    if os.environ.get("MICROGPT_DATA_DIR"):
-        dirs.append(os.environ["MICROGPT_DATA_DIR"])
+    env = envvars.folder("MICROGPT_DATA_DIR")
+    if env:
+        dirs.append(env)
     dirs.append(os.path.join(os.path.dirname(ROOT), "shared", "data"))
     dirs.append(os.path.join(ROOT, "data"))
     return dirs

@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python scripts/benchmark_train.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenario", "-s", default="names", help="configs/<scenario>.json (default names)")
-    p.add_argument("--backend", "-b", default="numpy", choices=[b for b in BACKENDS if b != "auto"])
+    p.add_argument("--backend", "-b", default="auto", choices=BACKENDS,
+                   help="default auto, as training: fused when Numba is installed, else python")
     p.add_argument("--steps", "-n", type=int, default=200, help="steps to run, warm-up included (default 200)")
     p.add_argument("--warmup", type=int, default=5, help="first steps run but not timed (default 5)")
     p.add_argument("--dtype", choices=DTYPES, help="overrides training.dtype")

@@ -28,13 +28,13 @@ layout, so the Adam update is one kernel call over everything.
 from __future__ import annotations
 
 import math
-import os
 import sys
 
 import numba
 import numpy as np
 from numba import njit
 
+from .. import envvars
 from ..config import Config
 from ..kernels.activation import CODES, activation_backward_into, activation_forward_into
 from ..kernels.adam import adam_step_fused
@@ -320,7 +320,7 @@ class NumpyBackend(Backend):
         self.v = np.zeros_like(self.theta)
         self.act = CODES[m.activation]
         self.acts = self._new_activations()
-        self._jit_reported = os.environ.get("MICROGPT_VERIFY_JIT", "") in ("", "0")
+        self._jit_reported = not envvars.flag("MICROGPT_VERIFY_JIT")
 
     def _new_activations(self) -> Activations:
         m = self.cfg.model

@@ -15,6 +15,7 @@ import sys
 
 from conftest import ROOT, cli_env, tiny_config_dict
 
+from microgpt import envvars
 from microgpt.backends import REGISTRY, get_backend_class
 
 LOSS_LINE = re.compile(r"^step +(\d+) / +(\d+) \| loss (\S+) \|", re.M)
@@ -148,10 +149,7 @@ def _profiles():
     quick = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     for name, examples in PROFILES.items():
         settings.register_profile(name, max_examples=examples, **quick)
-    name = os.environ.get("MICROGPT_HYPOTHESIS_PROFILE", "reliability-default")
-    if name not in PROFILES:
-        raise ValueError(f"MICROGPT_HYPOTHESIS_PROFILE={name!r}: known profiles are {', '.join(PROFILES)}")
-    return settings.get_profile(name)
+    return settings.get_profile(envvars.choice("MICROGPT_HYPOTHESIS_PROFILE", tuple(PROFILES), "reliability-default"))
 
 
 FUZZ = _profiles()
