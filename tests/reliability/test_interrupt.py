@@ -229,8 +229,8 @@ def test_saved_file_has_ordinary_permissions(tmp_path):
 
 
 @pytest.mark.parametrize("where, fragment", [
-    ("file/model.json", "cannot save"),  # a parent that is a file
-    ("folder", "cannot save"),  # a path that is a folder
+    ("file/model.json", "file is a file, not a folder"),  # a parent that is a file
+    ("folder", "is a folder; give the path of a file inside it"),  # a path that is a folder
 ])
 def test_unwritable_output_is_a_one_line_error(files, tmp_path, where, fragment):
     (tmp_path / "file").write_text("x")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, run_cli
 from microgpt import checkpoint, output_path, report, train
 from microgpt.cli import run_main
 from reliability_support import small_config_dict, write_config, write_names
@@ -206,3 +206,13 @@ def test_every_script_refuses_a_bad_result_path_before_its_work(tmp_path, capsys
         f"error: --json {bad}: is a named pipe (FIFO), not a regular file; give the path of a file (only regular "
         "files are replaced)")
     assert lines[2].startswith("error: --reports ") and lines[2].endswith("plain is a file, not a folder")
+
+
+def test_pyperf_train_refuses_a_result_path_inside_a_file(tmp_path):
+    """pyperf writes -o itself, after every worker has run: the path is checked before the first one starts."""
+    pytest.importorskip("pyperf")
+    (tmp_path / "plain").write_text("x")
+    r = run_cli([os.path.join(ROOT, "scripts", "pyperf_train.py"), "-o", str(tmp_path / "plain" / "r.json")],
+                timeout=120)
+    assert r.returncode == 1 and r.stdout == "", (r.stdout, r.stderr)
+    assert r.stderr == f"error: -o {tmp_path}/plain/r.json: {tmp_path}/plain is a file, not a folder\n"
