@@ -36,7 +36,7 @@ PROCESS_START = time.perf_counter()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from microgpt import perf  # noqa: E402
+from microgpt import auto_choice, perf  # noqa: E402
 from microgpt.backends import REGISTRY, is_available  # noqa: E402
 from microgpt.cli import format_duration, run_main  # noqa: E402
 from microgpt.config import DTYPES, load_scenario, scenario_names  # noqa: E402
@@ -46,6 +46,7 @@ from microgpt.output_path import atomic_write, check_file  # noqa: E402
 GRIDS = os.path.join(ROOT, "benchmarks", "grids")
 DEFAULT_GRID, QUICK_GRID = os.path.join(GRIDS, "scale.json"), os.path.join(GRIDS, "quick.json")
 DEFAULT_OUT = os.path.join("reports", "latest", "data", "scale.json")
+AUTO_TABLE = auto_choice.TABLE
 SIZE_KEYS = ("n_embd", "n_head", "n_layer", "block_size", "batch_size")
 # sweep names beyond the registry's: torch with its step compiled by torch.compile
 VARIANTS = {"torch_compile": ("torch", {"compile": True})}
@@ -350,6 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cold", action="store_true", help="skip the cold-compile runs")
     p.add_argument("--no-roofs", action="store_true", help="skip measuring the roofs (MFU and the roofline "
                    "then have none)")
+    p.add_argument("--write-auto-table", metavar="PATH", nargs="?", const=AUTO_TABLE,
+                   help="reduce --out's finished points to the table `--backend auto` chooses by "
+                        f"(default {os.path.relpath(AUTO_TABLE, ROOT)}) and print auto's regret at every point; "
+                        "runs nothing")
     p.add_argument("--run-point", help=argparse.SUPPRESS)
     p.add_argument("--window-s", type=float, help=argparse.SUPPRESS)
     p.add_argument("--windows", type=int, help=argparse.SUPPRESS)
@@ -367,6 +372,8 @@ def main(argv=None) -> int:
         raise MicrogptError("--grid and --quick both choose the grid; give one")
     grid_path = args.grid or (QUICK_GRID if args.quick else DEFAULT_GRID)
     out = args.out or (DEFAULT_OUT.replace("scale.json", "scale_quick.json") if args.quick else DEFAULT_OUT)
+    if args.write_auto_table:
+        return write_auto_table(out, args.write_auto_table)
     grid = load_grid(grid_path)
     check_file(out, "--out")
     todo_all, skipped = points(grid)
@@ -396,6 +403,31 @@ def main(argv=None) -> int:
         print(f"[{done}/{len(todo)}] {p.label:>16} {p.size:>18} {p.backend:>14} {p.dtype} t{p.threads}: {figure}"
               f" | ETA {format_duration(eta)}", flush=True)
     print(f"wrote {out}")
+    return 0
+
+
+def write_auto_table(sweep_path: str, table_path: str) -> int:
+    from microgpt.backends import available_backends
+
+    if not os.path.exists(sweep_path):
+        raise MicrogptError(f"--out {sweep_path}: no sweep results there; run the sweep first")
+    with open(sweep_path, encoding="utf-8") as f:
+        doc = json.load(f)
+    rows = auto_choice.table_from_sweep(doc)
+    if not rows:
+        raise MicrogptError(f"--out {sweep_path}: no finished point to build a table from")
+    with atomic_write(table_path, "--write-auto-table") as f:
+        json.dump({"source": os.path.relpath(sweep_path, ROOT), "cpu": doc.get("meta", {}).get("cpu"),
+                   "date": doc.get("meta", {}).get("date"), "rows": [asdict(r) for r in rows]}, f, indent=1)
+    print(f"wrote {table_path}: {len(rows)} rows from {sweep_path}")
+    installed = available_backends()
+    for leave_one_out in (False, True):
+        regrets = auto_choice.regrets(doc, rows, installed, leave_one_out)
+        worst = max(regrets, key=lambda r: r["regret"])
+        what = "each point left out of the table in turn" if leave_one_out else "the table holding every point"
+        print(f"auto's regret, {what}: worst {worst['regret']:.2f}x at {worst['label']} {worst['dtype']} "
+              f"t{worst['threads']} (auto {worst['auto']}, fastest {worst['fastest']}); "
+              f"{sum(r['regret'] <= 1.10 for r in regrets)}/{len(regrets)} points within 1.10x")
     return 0
 
 

@@ -1,0 +1,120 @@
+"""What `--backend auto` trains with: the backend a scale sweep measured fastest at the nearest point.
+
+The table ships with the package (microgpt/auto_table.json, reduced from the committed sweep by
+`python scripts/scale_sweep.py --write-auto-table`); a user's own sweep reduced the same way
+replaces it through `$MICROGPT_AUTO_TABLE`. A configuration is placed by two numbers that set
+a step's cost: model FLOPs per token and tokens per step (documents x mean positions). Among the
+table's rows of the same dtype and the nearest thread count, the backend whose nearest row (in
+log-log distance) has the most tokens/s wins, among the backends installed here. Without a
+table, or with no row for the dtype, the rule is the old one: fused when Numba is installed,
+else python.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+
+TABLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "auto_table.json")
+FALLBACK_ORDER = ("fused", "python")
+
+
+@dataclass(frozen=True)
+class Row:
+    backend: str
+    dtype: str
+    threads: int
+    flops_per_token: float
+    tokens_per_step: float
+    tokens_per_s: float
+
+
+@dataclass(frozen=True)
+class Choice:
+    backend: str
+    reason: str
+
+
+def load_table(path: str | None = None) -> list[Row]:
+    path = path or TABLE
+    if not os.path.exists(path):
+        return []
+    from .errors import MicrogptError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [Row(**r) for r in json.load(f)["rows"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise MicrogptError(f"{path}: not an auto-choice table ({type(e).__name__}: {e}); "
+                            "rebuild it with scripts/scale_sweep.py --write-auto-table") from None
+
+
+def table_from_sweep(doc: dict) -> list[Row]:
+    """The rows of a scale sweep's finished points (torch.compile variants left out: auto never compiles)."""
+    rows = []
+    for r in doc.get("points", {}).values():
+        p = r.get("point", {})
+        if r.get("status") != "ok" or p.get("backend") == "torch_compile":
+            continue
+        tokens_per_step = r["tokens_per_s"] * r["window_s"] / r["steps_per_window"]
+        rows.append(Row(p["backend"], p["dtype"], p["threads"], r["flops_per_token"], tokens_per_step,
+                        r["tokens_per_s"]))
+    return rows
+
+
+def _distance(row: Row, flops_per_token: float, tokens_per_step: float) -> float:
+    return math.hypot(math.log(row.flops_per_token / flops_per_token), math.log(row.tokens_per_step / tokens_per_step))
+
+
+def choose(flops_per_token: float, tokens_per_step: float, dtype: str, threads: int, installed: list[str],
+           table: list[Row]) -> Choice:
+    """The backend to train with, and why, in words a training log can print."""
+    rows = [r for r in table if r.dtype == dtype and r.backend in installed]
+    if rows:
+        nearest_threads = min({r.threads for r in rows}, key=lambda t: (abs(t - threads), t))
+        rows = [r for r in rows if r.threads == nearest_threads]
+        best: dict[str, Row] = {}
+        for backend in {r.backend for r in rows}:
+            best[backend] = min((r for r in rows if r.backend == backend),
+                                key=lambda r: _distance(r, flops_per_token, tokens_per_step))
+        winner = max(best.values(), key=lambda r: r.tokens_per_s)
+        others = sorted((r for r in best.values() if r is not winner), key=lambda r: -r.tokens_per_s)
+        margin = f", {winner.tokens_per_s / others[0].tokens_per_s:.2f}x {others[0].backend}" if others else ""
+        return Choice(winner.backend, f"measured fastest at the nearest sweep point ({winner.flops_per_token:,.0f} "
+                                      f"FLOPs/token, {winner.tokens_per_step:,.0f} tokens/step, {dtype}, "
+                                      f"{nearest_threads} thread(s): {winner.tokens_per_s:,.0f} tokens/s{margin})")
+    backend = next(b for b in FALLBACK_ORDER if b in installed)
+    why = "no measured table for this dtype" if table else "no measured table"
+    return Choice(backend, f"{why}: fused when Numba is installed, else python")
+
+
+def regrets(doc: dict, table: list[Row], installed: list[str], leave_one_out: bool = False) -> list[dict]:
+    """At every sweep point: what auto picks and its time over the fastest measured there (1.0 = right).
+
+    With leave_one_out, the point's own rows are left out of the table first: how auto does at a
+    configuration nobody measured.
+    """
+    from .scaling import groups
+
+    out = []
+    for (label, dtype, threads), by_backend in sorted(groups(doc).items()):
+        ours = {b: r for b, r in by_backend.items() if b in installed}
+        if not ours:
+            continue
+        any_r = next(iter(ours.values()))
+        fpt = any_r["flops_per_token"]
+        tps = any_r["tokens_per_s"] * any_r["window_s"] / any_r["steps_per_window"]
+        rows = table
+        if leave_one_out:
+            rows = [r for r in table if not (r.dtype == dtype and r.threads == threads
+                                             and math.isclose(r.flops_per_token, fpt)
+                                             and math.isclose(r.tokens_per_step, tps, rel_tol=0.05))]
+        pick = choose(fpt, tps, dtype, threads, list(ours), rows)
+        fastest = max(ours.items(), key=lambda kv: kv[1]["tokens_per_s"])
+        chosen = ours.get(pick.backend)
+        regret = fastest[1]["tokens_per_s"] / chosen["tokens_per_s"] if chosen else math.inf
+        out.append({"label": label, "dtype": dtype, "threads": threads, "auto": pick.backend,
+                    "fastest": fastest[0], "regret": regret})
+    return out

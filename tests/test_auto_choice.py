@@ -1,0 +1,57 @@
+"""microgpt/auto_choice.py: auto picks the backend measured fastest nearby, and says why."""
+
+import json
+
+import pytest
+
+from microgpt.auto_choice import Row, choose, load_table, regrets, table_from_sweep
+from microgpt.errors import MicrogptError
+
+# small models: fused wins; big ones: numpy_batched wins (the shape issue 14 measured)
+TABLE = [Row("fused", "float32", 1, 2e4, 100, 50_000), Row("numpy_batched", "float32", 1, 2e4, 100, 10_000),
+         Row("fused", "float32", 1, 5e6, 2000, 1_000), Row("numpy_batched", "float32", 1, 5e6, 2000, 2_500),
+         Row("fused", "float32", 2, 5e6, 2000, 1_500), Row("numpy_batched", "float32", 2, 5e6, 2000, 1_200)]
+BOTH = ["python", "numpy_batched", "fused"]
+
+
+def test_the_nearest_points_winner_is_chosen():
+    assert choose(3e4, 120, "float32", 1, BOTH, TABLE).backend == "fused"
+    big = choose(4e6, 1800, "float32", 1, BOTH, TABLE)
+    assert big.backend == "numpy_batched" and "2.50x fused" in big.reason and "tokens/s" in big.reason
+    assert choose(4e6, 1800, "float32", 2, BOTH, TABLE).backend == "fused"  # the 2-thread rows say otherwise
+    assert choose(4e6, 1800, "float32", 8, BOTH, TABLE).backend == "fused"  # nearest thread count: 2
+
+
+def test_only_installed_backends_and_the_old_rule_without_a_table():
+    assert choose(4e6, 1800, "float32", 1, ["python", "fused"], TABLE).backend == "fused"
+    fallback = choose(4e6, 1800, "float64", 1, BOTH, TABLE)
+    assert fallback.backend == "fused" and "no measured table for this dtype" in fallback.reason
+    assert choose(1e4, 10, "float64", 1, ["python"], []).backend == "python"
+
+
+def sweep_point(label, backend, tokens_per_s, fpt):
+    return {"status": "ok", "tokens_per_s": tokens_per_s, "window_s": 0.5, "steps_per_window": 5,
+            "flops_per_token": fpt, "point": {"label": label, "backend": backend, "dtype": "float32",
+                                               "threads": 1, "n_embd": 16, "n_head": 4, "n_layer": 1,
+                                               "block_size": 16, "batch_size": 1}}
+
+
+def test_regret_is_one_where_auto_is_right_and_above_where_it_is_not():
+    doc = {"points": {"a|f": sweep_point("a", "fused", 1000, 2e4), "a|n": sweep_point("a", "numpy_batched", 500, 2e4),
+                      "b|f": sweep_point("b", "fused", 100, 5e6), "b|n": sweep_point("b", "numpy_batched", 300, 5e6),
+                      "b|c": sweep_point("b", "torch_compile", 900, 5e6)}}
+    table = table_from_sweep(doc)
+    assert {r.backend for r in table} == {"fused", "numpy_batched"}  # auto never compiles with torch
+    by_label = {r["label"]: r for r in regrets(doc, table, BOTH)}
+    assert by_label["a"]["regret"] == 1.0 and by_label["b"]["auto"] == "numpy_batched"
+    # a table that only knows the small point picks fused at the big one, and pays 3x for it
+    small_only = [r for r in table if r.flops_per_token == 2e4]
+    assert {r["label"]: r["regret"] for r in regrets(doc, small_only, BOTH)}["b"] == pytest.approx(3.0)
+
+
+def test_a_broken_table_is_one_line(tmp_path):
+    bad = tmp_path / "t.json"
+    bad.write_text(json.dumps({"rows": [{"backend": "fused"}]}))
+    with pytest.raises(MicrogptError, match="not an auto-choice table"):
+        load_table(str(bad))
+    assert load_table(str(tmp_path / "missing.json")) == []
