@@ -216,3 +216,34 @@ def test_pyperf_train_refuses_a_result_path_inside_a_file(tmp_path):
                 timeout=120)
     assert r.returncode == 1 and r.stdout == "", (r.stdout, r.stderr)
     assert r.stderr == f"error: -o {tmp_path}/plain/r.json: {tmp_path}/plain is a file, not a folder\n"
+
+
+@pytest.fixture
+def report_inputs(tmp_path):
+    losses, peaks = tmp_path / "losses.json", tmp_path / "peaks.json"
+    losses.write_text('{"what": "three steps", "curves": {"python float64": [3.0, 2.9, 2.8]}}')
+    peaks.write_text('{"float64": {"1": 1.0, "all": 2.0}, "float32": {"1": 2.0, "all": 4.0}}')
+    return ["--losses", str(losses), "--peaks-json", str(peaks), "--asv", str(tmp_path / "no-asv")]
+
+
+def test_report_latest_through_a_link_replaces_the_folder_it_points_to(tmp_path, report_inputs, capsys):
+    pytest.importorskip("matplotlib")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "stale.md").write_text("an older report")
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    os.symlink(elsewhere, reports / "latest")
+    assert report.main([*report_inputs, "--reports", str(reports), "--latest"]) == 0
+    assert os.path.islink(reports / "latest")
+    assert "stale.md" not in os.listdir(elsewhere) and "report.md" in os.listdir(elsewhere)
+
+
+def test_report_latest_that_is_a_file_is_refused_before_any_work(tmp_path, report_inputs, capsys):
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "latest").write_text("not a folder")
+    assert report.main([*report_inputs, "--reports", str(reports), "--latest"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"error: --latest {reports}/latest: {reports}/latest is a file, not a folder\n"
+    assert os.listdir(reports) == ["latest"]
