@@ -115,7 +115,8 @@ def save_or_rescue(path: str, ckpt: Checkpoint) -> None:
             reason = second.strerror if isinstance(second, OSError) else str(second).rsplit(": ", 1)[-1]
             raise CheckpointError(f"{e}; a copy in {spare} failed too ({reason}): nothing was saved; free some "
                                   "space or pass --output PATH on another disk, and train again") from None
-        raise CheckpointError(f"{e}; the trained model was saved to {rescue} instead: move it to {path}, "
+        home = os.path.realpath(path) if os.path.islink(path) else path  # moved onto a link it would replace it
+        raise CheckpointError(f"{e}; the trained model was saved to {rescue} instead: move it to {home}, "
                               f"or continue from it with --resume --output {rescue}") from None
 
 

@@ -247,3 +247,12 @@ def test_report_latest_that_is_a_file_is_refused_before_any_work(tmp_path, repor
     err = capsys.readouterr().err
     assert err == f"error: --latest {reports}/latest: {reports}/latest is a file, not a folder\n"
     assert os.listdir(reports) == ["latest"]
+
+
+def test_a_rescue_says_to_move_the_model_onto_the_links_target_not_the_link(tmp_path, run_train, full_disk):
+    models, spare = full_disk
+    (models / "real.json").write_text("the previous model")
+    os.symlink("real.json", models / "model.json")
+    r = run_train("-o", str(models / "model.json"))
+    one_error_line(r, rf"instead: move it to {models}/real.json, or continue")
+    assert os.path.islink(models / "model.json") and (models / "real.json").read_text() == "the previous model"
