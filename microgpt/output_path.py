@@ -56,7 +56,7 @@ def kind_of(mode: int) -> str | None:
 
 def resolve(path: str, flag: str, error: type[MicrogptError] = MicrogptError) -> Target:
     """Follow `path` through any symbolic links; refuse a dangling link, a loop, or a non-regular file."""
-    where = f"{flag} {path}" if flag else path
+    where = _label(flag, path)
     if not path:
         raise error(f"{flag}: the path is empty; give a file path")
     if "\0" in path:  # os.path.islink and friends answer False rather than fail on one
@@ -80,11 +80,16 @@ def resolve(path: str, flag: str, error: type[MicrogptError] = MicrogptError) ->
     if st is not None:
         what = kind_of(st.st_mode)
         if what == "a folder":
-            raise error(f"{flag} {target.describe()}: is a folder; give the path of a file inside it")
+            raise error(f"{_label(flag, target.describe())}: is a folder; give the path of a file inside it")
         if what:
-            raise error(f"{flag} {target.describe()}: is {what}, not a regular file; give the path of a file "
-                        "(only regular files are replaced)")
+            raise error(f"{_label(flag, target.describe())}: is {what}, not a regular file; give the path of a "
+                        "file (only regular files are replaced)")
     return target
+
+
+def _label(flag: str, path: str) -> str:
+    """How a message names the path: after the flag that gave it, when there is one."""
+    return f"{flag} {path}" if flag else path
 
 
 def _file_parent(path: str) -> str:
@@ -102,7 +107,7 @@ def check_folder(folder: str, flag: str, error: type[MicrogptError] = MicrogptEr
 
     As root os.access says yes to everything, so the test is to create a file and remove it.
     """
-    where = f"{flag} {given or folder}"
+    where = _label(flag, given or folder)
     existing = os.path.abspath(folder)
     while not os.path.lexists(existing):  # the nearest ancestor that exists: where the folders would be made
         existing = os.path.dirname(existing)
