@@ -35,8 +35,9 @@ CODES = {kind: i for i, kind in enumerate(KINDS)}  # relu 0, relu2 1
 @njit(cache=True)
 def activation_forward_into(y, x, code):
     # y (N,) written
+    zero = x.dtype.type(0)
     for i in range(x.shape[0]):
-        r = x[i] if x[i] > 0 else 0.0
+        r = x[i] if x[i] > 0 else zero
         y[i] = r if code == 0 else r * r
 
 
@@ -49,4 +50,4 @@ def activation_backward_into(dx, dy, x, code):
         elif code == 0:
             dx[i] = dy[i]
         else:
-            dx[i] = dy[i] * (2 * x[i])
+            dx[i] = dy[i] * (x[i] + x[i])  # 2 * x would be int * float32 = float64 in Numba

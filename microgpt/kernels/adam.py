@@ -21,13 +21,17 @@ def adam_step(p, g, m, v, lr, beta1, beta2, eps, step):
 
 @njit(cache=True)
 def adam_step_fused(p, g, m, v, lr, beta1, beta2, eps, step):
-    # the same update in one compiled pass over 1-D arrays: no temporaries, each element read once
-    c1 = 1 - beta1 ** (step + 1)
-    c2 = 1 - beta2 ** (step + 1)
+    # the same update in one compiled pass over 1-D arrays: no temporaries, each element read once.
+    # The hyperparameters are cast to p's dtype once, so a float32 update is float32 arithmetic
+    # (Python floats would make every operation float64 and round only on the store).
+    dt = p.dtype.type
+    b1, b2, a1, a2 = dt(beta1), dt(beta2), dt(1 - beta1), dt(1 - beta2)
+    c1, c2 = dt(1 - beta1 ** (step + 1)), dt(1 - beta2 ** (step + 1))
+    lr_, eps_ = dt(lr), dt(eps)
     for i in range(p.shape[0]):
         gi = g[i]
-        mi = beta1 * m[i] + (1 - beta1) * gi
-        vi = beta2 * v[i] + (1 - beta2) * (gi * gi)
+        mi = b1 * m[i] + a1 * gi
+        vi = b2 * v[i] + a2 * (gi * gi)
         m[i] = mi
         v[i] = vi
-        p[i] -= lr * (mi / c1) / (math.sqrt(vi / c2) + eps)
+        p[i] -= lr_ * (mi / c1) / (math.sqrt(vi / c2) + eps_)

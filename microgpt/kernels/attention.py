@@ -28,6 +28,7 @@ from numba import njit, prange
 
 from .. import envvars
 
+
 # -- plain numpy ---------------------------------------------------------------
 
 
@@ -65,6 +66,8 @@ def attention_backward(dout, q, k, v, att, n_head):
 # -- Numba: one head ------------------------------------------------------------
 # The loops follow the python backend's order of operations (left folds from 0,
 # max-subtracted softmax, e * total**-1), so in float64 the forward reproduces it.
+# Every accumulator and constant is of the arrays' dtype (`scale` too, from the
+# callers): a literal would be float64 and widen a float32 run's arithmetic.
 
 
 @njit(cache=True)
@@ -72,22 +75,23 @@ def _head_forward(out, att, q, k, v, h, hd, scale):
     # writes out[h*hd:(h+1)*hd] and att[h, :t]
     t = k.shape[0]
     s = h * hd
-    top = -np.inf
+    zero = q.dtype.type(0)
+    top = q.dtype.type(-np.inf)
     for u in range(t):
-        acc = 0.0
+        acc = zero
         for j in range(hd):
             acc += q[s + j] * k[u, s + j]
         att[h, u] = acc * scale
         top = max(top, att[h, u])
-    total = 0.0
+    total = zero
     for u in range(t):
         att[h, u] = math.exp(att[h, u] - top)
         total += att[h, u]
-    inv_total = total ** -1
+    inv_total = q.dtype.type(1) / total  # total**-1, which Numba would take in float64
     for u in range(t):
         att[h, u] = att[h, u] * inv_total
     for j in range(hd):
-        acc = 0.0
+        acc = zero
         for u in range(t):
             acc += att[h, u] * v[u, s + j]
         out[s + j] = acc
@@ -99,17 +103,18 @@ def _head_backward(dq, dk, dv, dout, q, k, v, att, h, hd, scale):
     t = k.shape[0]
     s = h * hd
     # da_u = dout_h . v_u, and sum_u a_u da_u for the softmax backward
-    weighted = 0.0
+    zero = att.dtype.type(0)
+    weighted = zero
     da = np.empty(t, dtype=att.dtype)
     for u in range(t):
-        acc = 0.0
+        acc = zero
         for j in range(hd):
             acc += dout[s + j] * v[u, s + j]
             dv[u, s + j] += att[h, u] * dout[s + j]
         da[u] = acc
         weighted += att[h, u] * acc
     for j in range(hd):
-        dq[s + j] = 0.0
+        dq[s + j] = zero
     for u in range(t):
         ds = att[h, u] * (da[u] - weighted) * scale
         for j in range(hd):
@@ -124,7 +129,7 @@ def _head_backward(dq, dk, dv, dout, q, k, v, att, h, hd, scale):
 def attention_forward_into(out, att, q, k, v, n_head):
     # out (C,), att (H, >=t) written; q (C,), k, v (t, C)
     hd = q.shape[0] // n_head
-    scale = (hd ** 0.5) ** -1
+    scale = q.dtype.type((hd ** 0.5) ** -1)
     for h in range(n_head):
         _head_forward(out, att, q, k, v, h, hd, scale)
 
@@ -132,7 +137,7 @@ def attention_forward_into(out, att, q, k, v, n_head):
 @njit(cache=True, parallel=True)
 def attention_forward_parallel_into(out, att, q, k, v, n_head):
     hd = q.shape[0] // n_head
-    scale = (hd ** 0.5) ** -1
+    scale = q.dtype.type((hd ** 0.5) ** -1)
     for h in prange(n_head):
         _head_forward(out, att, q, k, v, h, hd, scale)
 
@@ -141,7 +146,7 @@ def attention_forward_parallel_into(out, att, q, k, v, n_head):
 def attention_backward_into(dq, dk, dv, dout, q, k, v, att, n_head):
     # dq (C,) written; dk, dv (t, C) accumulated (+=), as a KV cache's gradient is
     hd = q.shape[0] // n_head
-    scale = (hd ** 0.5) ** -1
+    scale = q.dtype.type((hd ** 0.5) ** -1)
     for h in range(n_head):
         _head_backward(dq, dk, dv, dout, q, k, v, att, h, hd, scale)
 
@@ -149,7 +154,7 @@ def attention_backward_into(dq, dk, dv, dout, q, k, v, att, n_head):
 @njit(cache=True, parallel=True)
 def attention_backward_parallel_into(dq, dk, dv, dout, q, k, v, att, n_head):
     hd = q.shape[0] // n_head
-    scale = (hd ** 0.5) ** -1
+    scale = q.dtype.type((hd ** 0.5) ** -1)
     for h in prange(n_head):
         _head_backward(dq, dk, dv, dout, q, k, v, att, h, hd, scale)
 
@@ -162,7 +167,7 @@ def attention_forward_fused(q, k, v, n_head):
     # q (C,), k, v (t, C) -> out (C,), att (H, t)
     t, C = k.shape
     hd = C // n_head
-    scale = (hd ** 0.5) ** -1
+    scale = q.dtype.type((hd ** 0.5) ** -1)
     out = np.empty(C, dtype=q.dtype)
     att = np.empty((n_head, t), dtype=q.dtype)
     for h in prange(n_head):
@@ -175,7 +180,7 @@ def attention_backward_fused(dout, q, k, v, att, n_head):
     # dout (C,), q (C,), k, v (t, C), att (H, t) -> dq (C,), dk, dv (t, C)
     t, C = k.shape
     hd = C // n_head
-    scale = (hd ** 0.5) ** -1
+    scale = q.dtype.type((hd ** 0.5) ** -1)
     dq = np.empty(C, dtype=q.dtype)
     dk = np.zeros((t, C), dtype=q.dtype)
     dv = np.zeros((t, C), dtype=q.dtype)

@@ -95,7 +95,7 @@ def matmul_rows(out, a, b, n_rows, n_k, c0, n_cols, accumulate):
     addition, like the reference's dot products.
     """
     W = vwidth(b)
-    zero = out[0, 0] * 0
+    zero = out.dtype.type(0)  # not out[0, 0] * 0: float32 times an int is float64 in Numba
     c, end = c0, c0 + n_cols
     while c + 4 * W <= end:
         for r in range(0, n_rows, 2):
@@ -442,27 +442,32 @@ def attention_backward(dqkv, dS, daoT, dao, att, qT, qkv, n, n_head, scale):
 
 @njit(**JIT)
 def softmax_xent_forward(losses, probsT, targets, t0, n, V):
-    """probsT[:V, t] = softmax of the logits probsT[:V, t], in place; losses[t] = -log probsT[targets[t], t].
+    """probsT[:V, t] = softmax of the logits probsT[:V, t], in place; losses[t] = -log softmax[targets[t]].
 
     For positions t0 <= t < n (whole vectors of them: lanes past n hold finite
-    numbers that nothing reads).
+    numbers that nothing reads). The loss is log(sum exp(logit - max)) minus the
+    target's logit - max, never -log(probability): that probability underflows
+    to 0 (below exp(-87) in float32) long before the loss stops being finite.
     """
     W = vwidth(probsT)
     ninf = -math.inf
     for tb in range(t0 - t0 % W, n, W):
+        lo, hi = max(tb, t0), min(tb + W, n)
         m = vsplat(ninf, probsT)
         for c in range(V):
             m = vmax(m, vload(take(probsT, c), tb))
+        for t in range(lo, hi):  # the shifted target logit, before the exps overwrite the logits
+            losses[t] = probsT[targets[t], t] - vlane(m, t - tb)
         tot = vsplat(0.0, probsT)
         for c in range(V):
             e = vexp(vload(take(probsT, c), tb) - m)
             vstore(take(probsT, c), tb, e)
             tot = tot + e
+        for t in range(lo, hi):
+            losses[t] = math.log(vlane(tot, t - tb)) - losses[t]  # tot >= 1: log never sees 0
         inv = vsplat(1.0, probsT) / tot
         for c in range(V):
             vstore(take(probsT, c), tb, vload(take(probsT, c), tb) * inv)
-    for t in range(t0, n):
-        losses[t] = -math.log(probsT[targets[t], t])
 
 
 @njit(**JIT)

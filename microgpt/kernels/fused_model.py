@@ -135,10 +135,11 @@ def doc_forward(w, wT, model, a, tok, t0, n, with_loss):
     tb = t0 - t0 % W
     transpose_into(a.xT, take(a.xs, L), 0, t0, n)
     matmul_rows(a.logitsT, mat(w, o_lm, V, C), a.xT, V, C, tb, round_up(n, W) - tb, False)
+    zero = a.losses.dtype.type(0)  # not a.losses[0] * 0: float32 times an int is float64 in Numba
     if not with_loss:
-        return a.losses[0] * 0
+        return zero
     softmax_xent_forward(a.losses, a.logitsT, skip(tok, 1), t0, n, V)
-    total = a.losses[0] * 0
+    total = zero
     for t in range(n):
         total += a.losses[t]
     return a.losses.dtype.type(1.0 / n) * total

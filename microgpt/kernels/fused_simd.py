@@ -359,7 +359,12 @@ def vsum(typingctx, v):
 
 @intrinsic
 def _vscale_pow2(typingctx, p, k):
-    """p * 2**k for integer-valued k, |k| within the normal exponent range (clamped to it)."""
+    """p * 2**k for integer-valued k, as p * 2**(k >> 1) * 2**(k - (k >> 1)).
+
+    Two factors because exp near the overflow limit needs k = bias + 1 (2**k itself
+    is not a float there, though p * 2**k is); each factor is a normal number for
+    |k| up to twice the exponent range (k is clamped to that).
+    """
     if not isinstance(p, VecType) or p != k:
         return None
     bits, mant, bias = (64, 52, 1023) if p.dtype == types.float64 else (32, 23, 127)
@@ -367,26 +372,36 @@ def _vscale_pow2(typingctx, p, k):
     def codegen(context, builder, sig, args):
         pv, kv = args
         ity = ir.VectorType(ir.IntType(bits), p.lanes)
+
+        def const(value):
+            return ir.Constant(ity, [ir.Constant(ir.IntType(bits), value)] * p.lanes)
+
+        def pow2(e):  # the float 2**e, e within the normal exponent range
+            return builder.bitcast(builder.shl(builder.add(e, const(bias)), const(mant)), pv.type)
         sat = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ity, [kv.type]),
                                              f"llvm.fptosi.sat.v{p.lanes}i{bits}.v{p.lanes}f{bits}")
         ki = builder.call(sat, [kv])  # NaN -> 0, so no poison reaches the bit tricks
-        lo = ir.Constant(ity, [ir.Constant(ir.IntType(bits), 1 - bias)] * p.lanes)
-        hi = ir.Constant(ity, [ir.Constant(ir.IntType(bits), bias)] * p.lanes)
+        lo, hi = const(2 * (1 - bias)), const(2 * bias)
         ki = builder.select(builder.icmp_signed("<", ki, lo), lo, ki)
         ki = builder.select(builder.icmp_signed(">", ki, hi), hi, ki)
-        biased = builder.add(ki, ir.Constant(ity, [ir.Constant(ir.IntType(bits), bias)] * p.lanes))
-        scale = builder.bitcast(builder.shl(biased, ir.Constant(ity, [ir.Constant(ir.IntType(bits), mant)]
-                                                                * p.lanes)), pv.type)
-        return builder.fmul(pv, scale)
+        half = builder.ashr(ki, const(1))
+        return builder.fmul(builder.fmul(pv, pow2(half)), pow2(builder.sub(ki, half)))
     return p(p, k), codegen
+
+
+# Where exp leaves the normal range: below ln(smallest normal) the result would be
+# denormal and is 0 instead; above ln(largest finite) it is inf. In between every
+# result is computed (p * 2**k overflows to inf on its own right at the top).
+EXP_LIMITS = {types.float64: (-708.3964185322641, 709.782712893384),
+              types.float32: (-87.33654475, 88.72283935546875)}
 
 
 @intrinsic
 def _vexp_limits(typingctx, x, y):
-    """exp's special cases: 0 below the normal range (and for -inf), inf above it, NaN stays NaN."""
+    """exp's special cases: 0 below the normal range (and for -inf), inf above it (and for inf), NaN stays NaN."""
     if not isinstance(x, VecType) or x != y:
         return None
-    lo, hi = (-708.0, 709.0) if x.dtype == types.float64 else (-87.0, 88.0)
+    lo, hi = EXP_LIMITS[x.dtype]
 
     def codegen(context, builder, sig, args):
         xv, yv = args
@@ -397,7 +412,8 @@ def _vexp_limits(typingctx, x, y):
 
 
 def vexp(x):
-    """exp, lane-wise, within ~1 ulp; below the normal range it is 0 (exact zeros for masked lanes)."""
+    """exp, lane-wise, within ~1 ulp where the result is a normal number; 0 where it would be denormal
+    (and for -inf: exact zeros for masked lanes), inf where it overflows (and for inf), NaN for NaN."""
 
 
 # exp(x) = 2**k * exp(r), k = round(x / ln 2), r = x - k ln 2 in [-ln2/2, ln2/2] (Cody-Waite: ln 2 in two

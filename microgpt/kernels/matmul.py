@@ -29,14 +29,17 @@ def matmul_backward(dy, x, w):
 # -- one position, compiled ------------------------------------------------------
 # The per-position backend runs a whole position in one compiled call; these are
 # its matmul pieces. Each output is a left fold from 0 over the input, in the
-# python backend's order, so float64 results can match it bit for bit.
+# python backend's order, so float64 results can match it bit for bit. Accumulators start
+# from a zero of the array's dtype: a `0.0` literal is float64 in Numba, and a float32
+# run would then sum in float64.
 
 
 @njit(cache=True)
 def matvec_forward_into(y, x, w):
     # y (OUT,) written = w @ x; x (IN,), w (OUT, IN)
+    zero = y.dtype.type(0)
     for o in range(w.shape[0]):
-        acc = 0.0
+        acc = zero
         for i in range(w.shape[1]):
             acc += w[o, i] * x[i]
         y[o] = acc

@@ -27,11 +27,12 @@ def rmsnorm_backward(dy, y, rstd):
 
 @njit(cache=True)
 def rmsnorm_forward_into(y, x):
-    # y (C,) written; returns rstd. Same operations as the python backend's rmsnorm.
-    ms = 0.0
+    # y (C,) written; returns rstd. Same operations as the python backend's rmsnorm, in x's dtype.
+    dt = x.dtype.type
+    ms = dt(0)
     for i in range(x.shape[0]):
         ms += x[i] * x[i]
-    rstd = (ms * (1.0 / x.shape[0]) + EPS) ** -0.5  # 1/C as python computes len(x)**-1
+    rstd = (ms * dt(1.0 / x.shape[0]) + dt(EPS)) ** dt(-0.5)  # 1/C as python computes len(x)**-1
     for i in range(x.shape[0]):
         y[i] = x[i] * rstd
     return rstd
@@ -40,9 +41,10 @@ def rmsnorm_forward_into(y, x):
 @njit(cache=True)
 def rmsnorm_backward_into(dx, dy, y, rstd):
     # dx (C,) += rstd * (dy - y * mean(dy * y))
-    dot = 0.0
+    dt = y.dtype.type
+    dot = dt(0)
     for i in range(y.shape[0]):
         dot += dy[i] * y[i]
-    mean = dot / y.shape[0]
+    mean = dot / dt(y.shape[0])
     for i in range(y.shape[0]):
         dx[i] += rstd * (dy[i] - y[i] * mean)

@@ -17,11 +17,9 @@ def softmax_xent_forward(logits, targets):
     probs = exps / totals[:, None]
     rows = np.arange(logits.shape[0])
     # -log softmax = log(sum exp) - logit, from the shifted logits: log() only sees totals >= 1, so
-    # numpy never takes log(0) (which prints a RuntimeWarning). Where the target's probability did
-    # underflow to 0 the loss is inf, as in the python backend (training stops there), not the
-    # finite value the log-sum-exp form would give; a NaN stays NaN.
+    # numpy never takes log(0), and the loss stays finite where the target's probability underflows
+    # (a loss of 122 is an ordinary number even where exp(-122) is 0 in float32); a NaN stays NaN.
     losses = np.log(totals) - shifted[rows, targets]
-    losses[probs[rows, targets] == 0] = np.inf
     return losses, probs
 
 
@@ -39,18 +37,20 @@ def softmax_xent_backward(dlosses, probs, targets):
 @njit(cache=True)
 def softmax_xent_forward_into(probs, logits, target):
     # probs (V,) written; returns -log probs[target]. The python backend's softmax:
-    # max-subtracted exps, a left-fold total, then e * total**-1.
+    # max-subtracted exps, a left-fold total (in the logits' dtype), then e * total**-1.
     top = logits[0]
     for i in range(1, logits.shape[0]):
         top = max(top, logits[i])
-    total = 0.0
+    total = logits.dtype.type(0)
     for i in range(logits.shape[0]):
         probs[i] = math.exp(logits[i] - top)
         total += probs[i]
-    inv_total = total ** -1
+    inv_total = logits.dtype.type(1) / total  # total**-1, which Numba would take in float64
     for i in range(logits.shape[0]):
         probs[i] = probs[i] * inv_total
-    return -math.log(probs[target])
+    # log-sum-exp minus the target's logit, not -log(probs[target]): finite where that probability
+    # underflows to 0 (total >= 1, so log never sees 0); within an ulp of -log(p) elsewhere
+    return math.log(total) - (logits[target] - top)
 
 
 @njit(cache=True)

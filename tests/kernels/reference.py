@@ -76,3 +76,43 @@ def attention_reference(q, k, v, n_head):
             att[h, j] = exps[j] / total
             out[s] += att[h, j] * v[j, s]
     return out, att
+
+
+# -- accumulation width ------------------------------------------------------------
+# A float32 kernel must sum in float32. These inputs make that visible: BIG ones
+# followed by TINY values of 2**-25, below half an ulp of any running sum >= 1, so
+# a float32 sum drops every one of them (in any order that starts each partial sum
+# with a big value: up to 64 partial sums, more than any vectorised loop keeps),
+# while a float64 sum keeps them: 64 + 8192 * 2**-25 = 64 + 2**-12, 32 float32 ulps
+# away from 64.
+
+BIG, TINY, N_BIG, N_TINY = 1.0, 2.0 ** -25, 64, 8192
+
+
+def drift_values(n_big=N_BIG, n_tiny=N_TINY):
+    """n_big BIG then n_tiny TINY (float64; exact in float32 too)."""
+    return np.concatenate([np.full(n_big, BIG), np.full(n_tiny, TINY)])
+
+
+def fold(values, acc):
+    """The left fold from 0 of `values` with every partial sum rounded to the dtype `acc`."""
+    return np.add.accumulate(np.asarray(values).astype(acc), dtype=acc)[-1] if len(values) else acc(0)
+
+
+def ulps(a, b, dtype=np.float32):
+    """|a - b| in units of the dtype's spacing at b (elementwise, float64)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return np.abs(a - b) / np.spacing(np.abs(b).astype(dtype)).astype(np.float64)
+
+
+def assert_accumulates_in_float32(got, ref32, ref64, within=2, apart=8):
+    """got (a float32 kernel's output) is within `within` ulps of the float32-accumulated reference and at
+    least `apart` - `within` ulps from the float64-accumulated one (the inputs must set them `apart`)."""
+    got = np.asarray(got)
+    assert got.dtype == np.float32, got.dtype
+    gap = ulps(ref64, ref32)
+    assert np.max(gap) >= apart, f"the test's inputs do not separate the two references ({np.max(gap)} ulps)"
+    worst = int(np.argmax(gap.ravel()))  # the element where float64 accumulation would show most
+    off = ulps(got, ref32)
+    assert np.max(off) <= within, (f"{np.max(off)} ulps from the float32-accumulated reference; "
+                                   f"{ulps(got, ref64).ravel()[worst]} from the float64 one")

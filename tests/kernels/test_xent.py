@@ -47,14 +47,26 @@ def test_a_denormal_target_probability_still_gives_the_exact_loss(dtype, far):
     assert losses[0] == far
 
 
-def test_an_underflowed_target_probability_is_an_infinite_loss_without_warning():
-    # as in the python backend: the loss is inf (training stops there), and numpy never sees log(0)
-    logits = np.array([[0.0, -1000.0], [0.0, -30.0], [np.nan, 0.0]])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_an_underflowed_target_probability_is_a_finite_loss_without_warning(dtype):
+    # log-sum-exp - logit: the probability is 0 but the loss is its true, finite value; numpy never sees log(0)
+    logits = np.array([[0.0, -1000.0], [0.0, -30.0], [np.nan, 0.0]], dtype=dtype)
     with np.errstate(divide="raise", invalid="raise", over="raise"):
         losses, probs = softmax_xent_forward(logits, np.array([1, 1, 1]))
-    assert probs[0, 1] == 0 and losses[0] == np.inf
-    assert losses[1] == pytest.approx(30 + np.log1p(np.exp(-30.0)), rel=1e-15)
+    assert probs[0, 1] == 0 and losses[0] == 1000
+    assert losses[1] == pytest.approx(30 + np.log1p(np.exp(-30.0)), rel=float(np.finfo(dtype).eps))
     assert np.isnan(losses[2])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_position_loss_is_finite_where_the_probability_underflows(dtype):
+    from microgpt.kernels.xent import softmax_xent_forward_into
+
+    logits = np.array([0.0, -1000.0, 2.0], dtype=dtype)
+    probs = np.empty(3, dtype)
+    loss = softmax_xent_forward_into(probs, logits, 1)
+    assert probs[1] == 0
+    assert loss == pytest.approx(1002 + np.log1p(np.exp(-2.0)), rel=float(np.finfo(dtype).eps))
 
 
 def test_float32_stays_float32():
