@@ -36,7 +36,7 @@ from microgpt.cli import format_duration, run_main  # noqa: E402
 from microgpt.config import load_scenario  # noqa: E402
 from microgpt.errors import MicrogptError  # noqa: E402
 from microgpt.experiment import prepare  # noqa: E402
-from microgpt.output_path import atomic_write, check_file  # noqa: E402
+from microgpt.output_path import check_file, write_json  # noqa: E402
 
 FULL_BUDGETS = (1, 3, 10, 30, 60, 180, 600)
 FULL_WIDTHS = (16, 32, 64, 128)
@@ -186,11 +186,6 @@ def load_results(path: str) -> dict:
         raise MicrogptError(f"--out {path}: not a results file of this script; give another --out") from None
 
 
-def save_results(path: str, doc: dict) -> None:
-    with atomic_write(path, "--out") as f:
-        json.dump(doc, f, indent=1)
-
-
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     backends = args.backends.split(",") if args.backends else default_backends()
@@ -220,7 +215,7 @@ def main(argv=None) -> int:
         for i, point in enumerate(todo, 1):
             res = run_point(args, point, workdir)
             doc["points"][point.key] = asdict(res)
-            save_results(args.out, doc)  # after every point: a killed sweep loses one point at most
+            write_json(args.out, doc, "--out")  # after every point: a killed sweep loses one point at most
             left_s -= point.budget_s
             # a point costs its budget plus a start-up (data, cache load, evaluation) measured so far
             startup_s = (time.perf_counter() - t0 - sum(p.budget_s for p in todo[:i])) / i

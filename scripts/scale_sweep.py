@@ -41,7 +41,7 @@ from microgpt.backends import REGISTRY, is_available  # noqa: E402
 from microgpt.cli import format_duration, run_main  # noqa: E402
 from microgpt.config import DTYPES, load_scenario, scenario_names  # noqa: E402
 from microgpt.errors import MicrogptError  # noqa: E402
-from microgpt.output_path import atomic_write, check_file  # noqa: E402
+from microgpt.output_path import check_file, write_json  # noqa: E402
 
 GRIDS = os.path.join(ROOT, "benchmarks", "grids")
 DEFAULT_GRID, QUICK_GRID = os.path.join(GRIDS, "scale.json"), os.path.join(GRIDS, "quick.json")
@@ -381,7 +381,7 @@ def main(argv=None) -> int:
     if "roofs" not in doc and not args.no_roofs:
         print("measuring the machine's roofs (matmul peak, triad bandwidth) ...", flush=True)
         doc["roofs"] = measure_roofs()
-        save(out, doc)
+        write_json(out, doc, "--out")
     doc["skipped_backends"] = skipped
     todo = [p for p in todo_all if p.key not in doc["points"]]
     print(f"{len(todo_all)} points ({len(todo_all) - len(todo)} already in {out}); "
@@ -395,7 +395,7 @@ def main(argv=None) -> int:
         r["point"] = asdict(p)
         r["meta"] = {"cpu": perf.cpu_model(), "load_1min": os.getloadavg()[0]}
         doc["points"][p.key] = r
-        save(out, doc)
+        write_json(out, doc, "--out")
         done += 1
         eta = (time.perf_counter() - t0) / done * (len(todo) - done)
         figure = (f"{r['tokens_per_s']:,.0f} tok/s ({r['tokens_per_s_p10']:,.0f}-{r['tokens_per_s_p90']:,.0f})"
@@ -416,9 +416,9 @@ def write_auto_table(sweep_path: str, table_path: str) -> int:
     rows = auto_choice.table_from_sweep(doc)
     if not rows:
         raise MicrogptError(f"--out {sweep_path}: no finished point to build a table from")
-    with atomic_write(table_path, "--write-auto-table") as f:
-        json.dump({"source": os.path.relpath(sweep_path, ROOT), "cpu": doc.get("meta", {}).get("cpu"),
-                   "date": doc.get("meta", {}).get("date"), "rows": [asdict(r) for r in rows]}, f, indent=1)
+    write_json(table_path, {"source": os.path.relpath(sweep_path, ROOT), "cpu": doc.get("meta", {}).get("cpu"),
+                            "date": doc.get("meta", {}).get("date"), "rows": [asdict(r) for r in rows]},
+               "--write-auto-table")
     print(f"wrote {table_path}: {len(rows)} rows from {sweep_path}")
     installed = available_backends()
     for leave_one_out in (False, True):
@@ -443,11 +443,6 @@ def load_results(path: str, grid: dict) -> dict:
         raise MicrogptError(f"--out {path}: not a results file of this script; give another --out") from None
     doc.setdefault("cold_compile_s", {})
     return doc
-
-
-def save(path: str, doc: dict) -> None:
-    with atomic_write(path, "--out") as f:
-        json.dump(doc, f, indent=1)
 
 
 if __name__ == "__main__":
