@@ -62,11 +62,17 @@ def resolve_device(name: str | None, dtype: str) -> torch.device:
 
 
 def default_threads() -> int:
-    """The thread policy every backend shares: NUMBA_NUM_THREADS when set, else every usable core."""
+    """The thread policy every backend shares: NUMBA_NUM_THREADS when set, else every usable core.
+
+    Under torchrun the cores are shared out among the processes of this machine (LOCAL_WORLD_SIZE).
+    """
     from ..perf import usable_cores
 
     value = os.environ.get("NUMBA_NUM_THREADS", "")
-    return int(value) if value.isdigit() and int(value) > 0 else usable_cores()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    local = os.environ.get("LOCAL_WORLD_SIZE", "1")
+    return max(1, usable_cores() // (int(local) if local.isdigit() and int(local) > 0 else 1))
 
 
 # -- the model, as pure functions of the weight views ----------------------------------
@@ -213,6 +219,16 @@ class TorchBackend(Backend):
         return Batch(docs, self.cfg.model.block_size, self.bos, self.device, width)
 
     def step(self, docs, lr, step):
+        if self.dist is None:
+            return self._step(docs, lr, step)
+        try:
+            return self._step(docs, lr, step)
+        except RuntimeError as e:  # gloo/nccl: a peer closed its connection or timed out
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            raise MicrogptError(f"step {step + 1}: another rank of the torchrun job stopped ({first}); this run "
+                                "saved nothing, the checkpoint is as the last completed save left it") from None
+
+    def _step(self, docs, lr, step):
         t = self.cfg.training
         B = t.batch_size
         micro = [docs[i:i + B] for i in range(0, len(docs), B)]
@@ -347,8 +363,9 @@ class DistributedRun:
         for rank, theirs in enumerate(everyone):
             different = [k for k in mine if theirs[k] != everyone[0][k]]
             if different:
-                raise MicrogptError(f"rank {rank} of the torchrun job has another {' and '.join(different)} than "
-                                    "rank 0; start every rank with the same command, data and checkpoint")
+                raise MicrogptError(f"rank {rank} of the torchrun job differs from rank 0 in its "
+                                    f"{', '.join(different)}; start every rank with the same command, data and "
+                                    "checkpoint")
 
     def wrap(self, params):
         from torch.nn.parallel import DistributedDataParallel
