@@ -4,6 +4,7 @@ no probability ever reaches log(0); sampling survives any finite logits and any 
 
 import json
 import math
+import os
 import random
 import re
 
@@ -11,8 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import run_cli
-from reliability_support import FUZZ, backend_params, read_json, small_config_dict, write_config, write_names
+from conftest import ROOT, run_cli
+from reliability_support import (FUZZ, backend_dtype_params, backend_params, read_json, small_config_dict,
+                                 write_config, write_names)
 
 from microgpt import sampling
 from microgpt.config import config_from_dict
@@ -132,6 +134,36 @@ def test_the_python_backend_never_takes_log_of_zero(data, monkeypatch, lr, activ
     monkeypatch.setattr(math, "log", checked_log)
     step, loss = first_bad_step(data, lr, activation, steps=30)
     assert seen and step is not None and not math.isfinite(loss)
+
+
+# -- a huge but finite loss ------------------------------------------------------------------------
+
+FIRST_LOSS_INIT_STD_1 = 122.1621  # names, init_std 1, seed 42: the python backend's step 1 (the reference arithmetic)
+
+
+@pytest.mark.parametrize("backend,dtype", backend_dtype_params())
+def test_a_huge_first_loss_is_finite_on_every_backend_and_dtype(names_path, backend, dtype):
+    """With init_std 1 some targets sit ~120 logits below the top: their probability underflows (below
+    exp(-87) in float32, exp(-745) in float64 it is 0), but the loss is log-sum-exp minus the target logit,
+    an ordinary number. float32 must give the same loss to its own precision, and a finite gradient:
+    after the first Adam step (|step| <= lr per weight, exactly lr where the gradient is not tiny) every
+    weight is finite and has moved."""
+    d = json.load(open(os.path.join(ROOT, "configs", "names.json"), encoding="utf-8"))
+    d["model"]["init_std"] = 1
+    d["training"].update(backend=backend, dtype=dtype, seed=42)
+    backend_ = prepare(config_from_dict(d), names_path, quiet=True).make_backend()
+    before = backend_.get_weights()
+    loss = backend_.train_steps(0, 1)[0]
+    if dtype == "float64":
+        assert round(loss, 4) == FIRST_LOSS_INIT_STD_1
+    else:  # a few float32 ulps (7.6e-6 at 122) of rounding through the model
+        assert loss == pytest.approx(FIRST_LOSS_INIT_STD_1, abs=5e-5 + 1e-6 * FIRST_LOSS_INIT_STD_1)
+    lr = d["training"]["learning_rate"]
+    moves = [abs(a - b) for name, m in backend_.get_weights().items() for ra, rb in zip(m, before[name])
+             for a, b in zip(ra, rb)]
+    assert all(math.isfinite(x) and x <= lr * (1 + 1e-3) for x in moves)
+    assert max(moves) > lr / 2
+    assert math.isfinite(backend_.train_steps(1, 1)[0])
 
 
 class _Args:
