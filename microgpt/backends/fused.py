@@ -23,7 +23,7 @@ import numpy as np
 
 from ..config import Config
 from ..errors import MicrogptError
-from ..kernels import fused_model, fused_sample, fused_train
+from ..kernels import fused_batch, fused_model, fused_sample, fused_train
 from ..kernels.attention import default_threading_layer
 from ..kernels.fused_layers import RELU, RELU2
 from ..params import num_params, param_offsets, param_shapes, param_views
@@ -102,9 +102,11 @@ class FusedBackend(Backend):
         self.grad = np.zeros(P, self.dtype)
 
         k = self.per_step
-        self.slots = min(k, MAX_SLOTS)
-        self.slot_grads = np.zeros((self.slots if k > 1 else 1, P if k > 1 else 1), self.dtype)
-        self.acts = fused_model.new_acts(self.model, self.dtype, self.slots)
+        # k > 1: the step's documents go through each layer together, in groups (kernels/fused_batch.py)
+        self.groups = fused_batch.group_count(k, mc.block_size) if k > 1 else 1
+        self.batch = fused_batch.new_batch(self.model, self.dtype, k) if k > 1 else None
+        self.slot_grads = np.zeros((self.groups, P) if self.groups > 1 else (1, 1), self.dtype)
+        self.acts = fused_model.new_acts(self.model, self.dtype, 1)
         self.doc_losses = np.zeros(k, np.float64)
         self.tokens, self.offsets = pack_docs(self.train_docs, vocab_size)
         self._eval_acts = None
@@ -135,7 +137,7 @@ class FusedBackend(Backend):
     # -- training --------------------------------------------------------
 
     def _use_threads(self) -> bool:
-        if self.per_step == 1 or numba.get_num_threads() < 2:
+        if self.groups == 1 or numba.get_num_threads() < 2:
             return False
         mc = self.cfg.model
         work = self.per_step * mc.block_size * fused_model.num_params(self.model)
@@ -144,8 +146,12 @@ class FusedBackend(Backend):
     def _run(self, tokens, offsets, start: int, count: int, hyper, threads: bool | None = None) -> list[float]:
         losses = np.zeros(count, np.float64)
         threads = self._use_threads() if threads is None else threads
-        loop = fused_train.train_loop_threads if threads else fused_train.train_loop
-        loop(self.w, self.wT, self.m, self.v, self.grad, self.slot_grads, self.acts, tokens, offsets, self.model,
+        if self.batch is None:
+            loop, bufs = fused_train.train_loop, self.acts
+        else:
+            threaded = threads and self.groups > 1  # one group: nothing to share out, the same arithmetic
+            loop, bufs = (fused_batch.batch_loop_threads if threaded else fused_batch.batch_loop), self.batch
+        loop(self.w, self.wT, self.m, self.v, self.grad, self.slot_grads, bufs, tokens, offsets, self.model,
              hyper, start, count, self.per_step, self.doc_losses, losses)
         return losses.tolist()
 
@@ -234,11 +240,14 @@ class FusedBackend(Backend):
         shapes = param_shapes(tiny.model, 3)
         weights = {n: [[0.01 * (i + j) for j in range(c)] for i in range(r)] for n, (r, c) in shapes.items()}
         docs = [[2, 0, 2], [2, 1, 2]]
-        for batch in (2, 1):  # the slot path (k > 1) and the direct one (k = 1)
-            probe = FusedBackend(tiny.replace("training", batch_size=batch, grad_accum=1), 3, weights, docs)
-            probe.train_steps(0, 1)
-            if batch > 1 and self._use_threads():  # the probe is too small to pick the threaded loop itself
-                probe._run(probe.tokens, probe.offsets, 1, 1, probe.hyper, threads=True)
+        # only the loop this backend runs: one document a step, the batch loop, or the threaded batch loop
+        threads = self._use_threads()
+        # k > 1: 2 documents of the tiny model's 2 positions make one group, 2 * GROUP_ROWS / 2 make two
+        batch = 1 if self.per_step == 1 else fused_batch.GROUP_ROWS if threads else 2
+        probe = FusedBackend(tiny.replace("training", batch_size=batch, grad_accum=1), 3, weights, docs)
+        probe.train_steps(0, 1)
+        if threads:  # the probe is too small to pick the threaded loop itself
+            probe._run(probe.tokens, probe.offsets, 1, 1, probe.hyper, threads=True)
         probe.eval_loss(docs)
         probe.sample_next(probe.new_cache(), 2, 0, 1.0, random.Random(0))
         probe._compiled = self._compiled = True

@@ -266,8 +266,8 @@ def test_compile_runs_once(names_exp):
 def test_compile_covers_the_threaded_loop(names_exp, monkeypatch):
     # its compile time would otherwise land in the first timed steps
     seen = []
-    real = fm.fused_train.train_loop_threads
-    monkeypatch.setattr(fm.fused_train, "train_loop_threads", lambda *a: seen.append(a[0].dtype) or real(*a))
+    real = fm.fused_batch.batch_loop_threads
+    monkeypatch.setattr(fm.fused_batch, "batch_loop_threads", lambda *a: seen.append(a[0].dtype) or real(*a))
     monkeypatch.setattr(fm.numba, "get_num_threads", lambda: 2)
     assert fused(names_exp, batch_size=40).compile() > 0 and seen == [np.dtype(np.float64)]
 

@@ -1,0 +1,327 @@
+"""A step's documents through each layer together: one matrix product per layer for a whole group of them.
+
+`fused_train.train_loop` runs a step's k documents one at a time, so every
+weight matrix is read once per document and every weight gradient is loaded,
+added to and stored back once per document. Here the documents of a step are
+dealt to G groups (contiguous blocks, `fused_train.slot_docs`), and a group's
+documents are laid end to end as the rows of one set of buffers, N = the sum
+of their positions, no padding:
+
+    rows (N, C) --rmsnorm--> (N, C) --x wT--> (N, 3C) --attention per document--> (N, C) --x wT--> ...
+
+Every linear layer is then one (N, IN) x (IN, OUT) product and its weight
+gradient one (OUT, N) x (N, IN) product summed over all N rows in registers;
+only attention, which mixes positions of one document, runs document by
+document (on views of the group's rows). Large products go to BLAS
+(`np.dot`, the BLAS scipy ships) where `use_blas` says the register kernel
+loses; the small ones stay on `fused_layers.matmul_rows`.
+
+The group count depends on k and the block size alone (`group_count`), each group is computed
+by one thread into its own gradient buffer, and the groups are added in order
+0..G-1: the weights do not depend on the thread count. A matrix gets one
+product per group and step, so its gradient is written, not accumulated; only
+the embeddings' rows are sums over positions (zeroed first).
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+from numba import njit, prange
+
+from .fused_layers import (JIT, activation_backward, activation_forward, add_rows, attention_backward,
+                           attention_forward, embedding_backward, embedding_forward, matmul_rows, rmsnorm_backward,
+                           rmsnorm_forward, round_up, softmax_xent_forward, transpose_into, zero_rows)
+from .fused_model import mat, offsets
+from .fused_simd import VECTOR_BYTES, matrix_view, skip, take, transposed, vload, vstore, vwidth
+from .fused_train import _finish_slots, adam_step, slot_docs
+
+# rows (positions) a group holds at most: enough to fill the kernels' loops, and a step of 4 alice
+# documents already makes 2 groups for 2 threads
+GROUP_ROWS = 256
+MAX_GROUPS = 8
+# multiply-adds from which a product goes to BLAS, and the narrowest side BLAS is given
+BLAS_MIN_MACS = 1 << 21
+BLAS_MIN_SIDE = 64
+
+
+def group_count(k: int, block_size: int) -> int:
+    """Groups a step of k documents of up to block_size positions is split into (never a thread count)."""
+    return max(1, min(MAX_GROUPS, k, k * block_size // GROUP_ROWS))
+
+
+# one group's buffers; D documents of at most T positions, R = D*T rows rounded up to whole vectors
+BATCH_SHAPES = {
+    "docs": lambda V, C, H, L, T, Tp, D, R: (D,),              # document ids
+    "starts": lambda V, C, H, L, T, Tp, D, R: (D + 1,),        # document i is rows starts[i] .. starts[i+1]-1
+    "targets": lambda V, C, H, L, T, Tp, D, R: (R,),
+    "dscale": lambda V, C, H, L, T, Tp, D, R: (R,),            # d step loss / d position loss; 0 past N
+    "emb": lambda V, C, H, L, T, Tp, D, R: (R, C),
+    "rstd0": lambda V, C, H, L, T, Tp, D, R: (R,),
+    "xs": lambda V, C, H, L, T, Tp, D, R: (L + 1, R, C),
+    "xn1": lambda V, C, H, L, T, Tp, D, R: (L, R, C),
+    "rstd1": lambda V, C, H, L, T, Tp, D, R: (L, R),
+    "qkv": lambda V, C, H, L, T, Tp, D, R: (L, R, 3 * C),
+    "qT": lambda V, C, H, L, T, Tp, D, R: (D, L, C, Tp),       # per document: attention's own layouts
+    "att": lambda V, C, H, L, T, Tp, D, R: (D, L, H, T, Tp),
+    "ao": lambda V, C, H, L, T, Tp, D, R: (L, R, C),
+    "xmid": lambda V, C, H, L, T, Tp, D, R: (L, R, C),
+    "xn2": lambda V, C, H, L, T, Tp, D, R: (L, R, C),
+    "rstd2": lambda V, C, H, L, T, Tp, D, R: (L, R),
+    "hpre": lambda V, C, H, L, T, Tp, D, R: (L, R, 4 * C),
+    "hact": lambda V, C, H, L, T, Tp, D, R: (L, R, 4 * C),
+    "xT": lambda V, C, H, L, T, Tp, D, R: (C * R,),            # (C, Np) for this step's Np columns
+    "logitsT": lambda V, C, H, L, T, Tp, D, R: (V * R,),       # (V, Np): logits -> probabilities -> gradient
+    "losses": lambda V, C, H, L, T, Tp, D, R: (R,),
+    "tmp": lambda V, C, H, L, T, Tp, D, R: (R, C),
+    "dx": lambda V, C, H, L, T, Tp, D, R: (R, C),
+    "dxn": lambda V, C, H, L, T, Tp, D, R: (R, C),
+    "dh": lambda V, C, H, L, T, Tp, D, R: (R, 4 * C),
+    "dqkv": lambda V, C, H, L, T, Tp, D, R: (R, 3 * C),
+    "dao": lambda V, C, H, L, T, Tp, D, R: (R, C),
+    "daoT": lambda V, C, H, L, T, Tp, D, R: (C, Tp),
+    "dS": lambda V, C, H, L, T, Tp, D, R: (T, Tp),
+}
+Batch = namedtuple("Batch", list(BATCH_SHAPES))
+_INDEX_FIELDS = {"docs": np.int64, "starts": np.int64, "targets": np.int32}
+
+
+def new_batch(model, dtype, k: int) -> Batch:
+    """Buffers for the group_count(k) groups of a step of k documents, each with a leading group axis."""
+    V, C, H, L, T = model[:5]
+    lanes = VECTOR_BYTES // np.dtype(dtype).itemsize
+    G = group_count(k, T)
+    D = -(-k // G)
+    Tp, R = round_up(T, lanes), round_up(D * T, lanes)
+    return Batch(*(np.zeros((G,) + shape(V, C, H, L, T, Tp, D, R), _INDEX_FIELDS.get(name, dtype))
+                   for name, shape in BATCH_SHAPES.items()))
+
+
+@njit(**JIT)
+def group(b, j):
+    return Batch(
+        take(b.docs, j), take(b.starts, j), take(b.targets, j), take(b.dscale, j), take(b.emb, j),
+        take(b.rstd0, j), take(b.xs, j), take(b.xn1, j), take(b.rstd1, j), take(b.qkv, j), take(b.qT, j),
+        take(b.att, j), take(b.ao, j), take(b.xmid, j), take(b.xn2, j), take(b.rstd2, j), take(b.hpre, j),
+        take(b.hact, j), take(b.xT, j), take(b.logitsT, j), take(b.losses, j), take(b.tmp, j), take(b.dx, j),
+        take(b.dxn, j), take(b.dh, j), take(b.dqkv, j), take(b.dao, j), take(b.daoT, j), take(b.dS, j))
+
+
+# -- products --------------------------------------------------------------------------------
+
+
+@njit(**JIT)
+def use_blas(rows, inner, cols):
+    """Whether BLAS beats the register kernel on a (rows, inner) x (inner, cols) product."""
+    return rows * inner * cols >= BLAS_MIN_MACS and min(rows, inner, cols) >= BLAS_MIN_SIDE
+
+
+@njit(**JIT)
+def linear_forward(y, x, wT, n):
+    """y[:n] = x[:n] @ wT.  x (n, IN), wT (IN, OUT), y (n, OUT)."""
+    IN, OUT = wT.shape
+    if use_blas(n, IN, OUT):
+        np.dot(x[:n], wT, y[:n])
+    else:
+        matmul_rows(y, x, wT, n, IN, 0, OUT, False)
+
+
+@njit(**JIT)
+def linear_backward(dx, dw, dy, x, w, n):
+    """dx[:n] = dy[:n] @ w;  dw = dy[:n]^T @ x[:n] (written, not added).  w, dw (OUT, IN), dy (n, OUT)."""
+    OUT, IN = w.shape
+    if use_blas(n, OUT, IN):
+        np.dot(dy[:n], w, dx[:n])
+        np.dot(dy[:n].T, x[:n], dw)
+    else:
+        matmul_rows(dx, dy, w, n, OUT, 0, IN, False)
+        matmul_rows(dw, transposed(dy), x, OUT, n, 0, IN, False)
+
+
+@njit(**JIT)
+def head_forward(logitsT, w, xT):
+    """logitsT = w @ xT.  w (V, C), xT (C, Np), logitsT (V, Np): positions along the rows, in the lanes."""
+    V, C = w.shape
+    Np = xT.shape[1]
+    if use_blas(Np, C, V):
+        np.dot(w, xT, logitsT)
+    else:
+        matmul_rows(logitsT, w, xT, V, C, 0, Np, False)
+
+
+@njit(**JIT)
+def head_backward(dx, dw, dlogitsT, x, w, n):
+    """dx[:Np] = dlogitsT^T @ w;  dw = dlogitsT @ x[:Np].  dlogitsT (V, Np), zero in columns n..Np-1.
+
+    BLAS takes all Np columns (x's rows past n are finite, times an exact 0);
+    the register kernel stops at n.
+    """
+    V, C = w.shape
+    Np = dlogitsT.shape[1]
+    if use_blas(Np, V, C):
+        np.dot(dlogitsT.T, w, dx[:Np])
+        np.dot(dlogitsT, x[:Np], dw)
+    else:
+        matmul_rows(dx, transposed(dlogitsT), w, n, V, 0, C, False)
+        matmul_rows(dw, dlogitsT, x, V, n, 0, C, False)
+
+
+@njit(**JIT)
+def xent_backward_scaled(probsT, targets, dscale, n, V):
+    """In place: probsT[:, t] = (probs - onehot(target)) * dscale[t] for t < n; columns up to a whole vector get 0."""
+    W = vwidth(probsT)
+    end = round_up(n, W)
+    for c in range(V):
+        row = take(probsT, c)
+        for tb in range(0, end, W):
+            vstore(row, tb, vload(row, tb) * vload(dscale, tb))
+    for t in range(n):
+        probsT[targets[t], t] -= dscale[t]
+
+
+# -- one group of documents ------------------------------------------------------------------
+
+
+@njit(**JIT)
+def gather(b, tokens, offsets_, first, lo, hi, T, k):
+    """The group's documents (step documents lo..hi-1 from `first`) laid end to end; their number of rows N."""
+    n_docs = offsets_.shape[0] - 1
+    r = 0
+    for i in range(hi - lo):
+        d = (first + lo + i) % n_docs
+        n = min(T, offsets_[d + 1] - offsets_[d] - 1)
+        tok = skip(tokens, offsets_[d])
+        scale = b.dscale.dtype.type((1.0 / n) * (1.0 / k))  # fused_train._train_doc's scale, the same rounding
+        b.docs[i] = d
+        b.starts[i] = r
+        for t in range(n):
+            b.targets[r + t] = tok[t + 1]
+            b.dscale[r + t] = scale
+        r += n
+    b.starts[hi - lo] = r
+    for t in range(r, round_up(r, vwidth(b.dscale))):
+        b.dscale[t] = 0
+    return r
+
+
+@njit(**JIT)
+def group_forward(w, wT, model, b, tokens, offsets_, n_in, N):
+    """The forward pass of the group's n_in documents (N rows); per-position losses in b.losses[:N]."""
+    V, C, H, L, T, act, scale = model
+    o_wte, o_wpe, o_lm, _, _, _, _ = offsets(model, 0)
+    wte, wpe = mat(w, o_wte, V, C), mat(w, o_wpe, T, C)
+    for i in range(n_in):
+        r0 = b.starts[i]
+        embedding_forward(skip(b.emb, r0), skip(tokens, offsets_[b.docs[i]]), wte, wpe, b.starts[i + 1] - r0)
+    rmsnorm_forward(take(b.xs, 0), b.rstd0, b.emb, N)
+    for li in range(L):
+        _, _, _, o_qkv, o_wo, o_fc1, o_fc2 = offsets(model, li)
+        x, xmid, qkv, ao, hpre, hact = (take(b.xs, li), take(b.xmid, li), take(b.qkv, li), take(b.ao, li),
+                                        take(b.hpre, li), take(b.hact, li))
+        rmsnorm_forward(take(b.xn1, li), take(b.rstd1, li), x, N)
+        linear_forward(qkv, take(b.xn1, li), mat(wT, o_qkv, C, 3 * C), N)
+        for i in range(n_in):
+            r0 = b.starts[i]
+            attention_forward(skip(ao, r0), take(take(b.att, i), li), take(take(b.qT, i), li), skip(qkv, r0),
+                              0, b.starts[i + 1] - r0, H, scale)
+        linear_forward(b.tmp, ao, mat(wT, o_wo, C, C), N)
+        add_rows(xmid, b.tmp, x, N)
+        rmsnorm_forward(take(b.xn2, li), take(b.rstd2, li), xmid, N)
+        linear_forward(hpre, take(b.xn2, li), mat(wT, o_fc1, C, 4 * C), N)
+        activation_forward(hact, hpre, N, act)
+        linear_forward(b.tmp, hact, mat(wT, o_fc2, 4 * C, C), N)
+        add_rows(take(b.xs, li + 1), b.tmp, xmid, N)
+    Np = round_up(N, vwidth(b.losses))
+    xT, logitsT = matrix_view(b.xT, 0, C, Np), matrix_view(b.logitsT, 0, V, Np)
+    transpose_into(xT, take(b.xs, L), 0, 0, N)
+    head_forward(logitsT, mat(w, o_lm, V, C), xT)
+    softmax_xent_forward(b.losses, logitsT, b.targets, 0, N, V)
+
+
+@njit(**JIT)
+def group_backward(w, g, model, b, tokens, offsets_, n_in, N):
+    """Writes d(sum of dscale * position loss)/d(weights) into g; needs group_forward's buffers."""
+    V, C, H, L, T, act, scale = model
+    o_wte, o_wpe, o_lm, _, _, _, _ = offsets(model, 0)
+    logitsT = matrix_view(b.logitsT, 0, V, round_up(N, vwidth(b.losses)))
+    xent_backward_scaled(logitsT, b.targets, b.dscale, N, V)
+    head_backward(b.dx, mat(g, o_lm, V, C), logitsT, take(b.xs, L), mat(w, o_lm, V, C), N)
+    for li in range(L - 1, -1, -1):
+        _, _, _, o_qkv, o_wo, o_fc1, o_fc2 = offsets(model, li)
+        qkv = take(b.qkv, li)
+        # MLP: x_out = fc2(act(fc1(rmsnorm(xmid)))) + xmid, b.dx = d x_out
+        linear_backward(b.dh, mat(g, o_fc2, C, 4 * C), b.dx, take(b.hact, li), mat(w, o_fc2, C, 4 * C), N)
+        activation_backward(b.dh, b.dh, take(b.hpre, li), N, act)
+        linear_backward(b.dxn, mat(g, o_fc1, 4 * C, C), b.dh, take(b.xn2, li), mat(w, o_fc1, 4 * C, C), N)
+        rmsnorm_backward(b.dx, b.dxn, take(b.xn2, li), take(b.rstd2, li), N)  # b.dx is now d xmid
+        # attention: xmid = wo(attention(rmsnorm(x))) + x
+        linear_backward(b.dao, mat(g, o_wo, C, C), b.dx, take(b.ao, li), mat(w, o_wo, C, C), N)
+        for i in range(n_in):
+            r0 = b.starts[i]
+            attention_backward(skip(b.dqkv, r0), b.dS, b.daoT, skip(b.dao, r0), take(take(b.att, i), li),
+                               take(take(b.qT, i), li), skip(qkv, r0), b.starts[i + 1] - r0, H, scale)
+        linear_backward(b.dxn, mat(g, o_qkv, 3 * C, C), b.dqkv, take(b.xn1, li), mat(w, o_qkv, 3 * C, C), N)
+        rmsnorm_backward(b.dx, b.dxn, take(b.xn1, li), take(b.rstd1, li), N)  # b.dx: d x entering the layer
+    zero_rows(b.dxn, N)
+    rmsnorm_backward(b.dxn, b.dx, take(b.xs, 0), b.rstd0, N)
+    g[o_wte:o_lm] = 0  # wte and wpe, adjacent: sums over positions, the only gradients that accumulate
+    dwte, dwpe = mat(g, o_wte, V, C), mat(g, o_wpe, T, C)
+    for i in range(n_in):
+        r0 = b.starts[i]
+        embedding_backward(dwte, dwpe, skip(b.dxn, r0), skip(tokens, offsets_[b.docs[i]]), b.starts[i + 1] - r0)
+
+
+@njit(**JIT)
+def train_group(j, w, wT, grads, batch, model, tokens, offsets_, first, k, doc_losses):
+    """Group j's documents of the step whose first document is `first`: gradient into grads[j], losses."""
+    G = grads.shape[0]
+    b = group(batch, j)
+    lo, hi = slot_docs(j, G, k)
+    N = gather(b, tokens, offsets_, first, lo, hi, model[4], k)
+    group_forward(w, wT, model, b, tokens, offsets_, hi - lo, N)
+    zero = b.losses.dtype.type(0)
+    for i in range(hi - lo):
+        total = zero
+        for t in range(b.starts[i], b.starts[i + 1]):
+            total += b.losses[t]
+        doc_losses[lo + i] = b.losses.dtype.type(1.0 / (b.starts[i + 1] - b.starts[i])) * total
+    group_backward(w, take(grads, j), model, b, tokens, offsets_, hi - lo, N)
+
+
+@njit(**JIT)
+def _mean(x):
+    total = 0.0
+    for i in range(x.shape[0]):
+        total += x[i]
+    return total * (1.0 / x.shape[0])
+
+
+@njit(**JIT)
+def batch_loop(w, wT, m, v, grad, group_grads, batch, tokens, offsets_, model, hyper, start, count, k,
+               doc_losses, losses):
+    """Steps start .. start+count-1, groups one after the other; losses[i] = the loss of step start+i.
+
+    With one group its gradient is written straight into `grad`; group_grads
+    (G, P) is used when G > 1. hyper as in fused_train.train_loop.
+    """
+    G = batch.docs.shape[0]
+    grads = matrix_view(grad, 0, 1, grad.shape[0]) if G == 1 else group_grads
+    for i in range(count):
+        s = start + i
+        for j in range(G):
+            train_group(j, w, wT, grads, batch, model, tokens, offsets_, s * k, k, doc_losses)
+        losses[i] = _mean(doc_losses) if G == 1 else _finish_slots(grad, group_grads, doc_losses)
+        adam_step(w, wT, m, v, grad, model, hyper, s)
+
+
+@njit(parallel=True, **JIT)
+def batch_loop_threads(w, wT, m, v, grad, group_grads, batch, tokens, offsets_, model, hyper, start, count, k,
+                       doc_losses, losses):
+    """`batch_loop` for G > 1 with the groups spread over threads: the same arithmetic, so the same numbers."""
+    for i in range(count):
+        s = start + i
+        for j in prange(group_grads.shape[0]):
+            train_group(j, w, wT, group_grads, batch, model, tokens, offsets_, s * k, k, doc_losses)
+        losses[i] = _finish_slots(grad, group_grads, doc_losses)
+        adam_step(w, wT, m, v, grad, model, hyper, s)
