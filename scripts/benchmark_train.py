@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", "-b", default="auto", choices=BACKENDS,
                    help="default auto, as training: fused when Numba is installed, else python")
     p.add_argument("--steps", "-n", type=int, default=200, help="steps to run, warm-up included (default 200)")
-    p.add_argument("--warmup", type=int, default=5, help="first steps run but not timed (default 5)")
+    p.add_argument("--warmup", type=int, help="first steps run but not timed (default 5, or steps - 1 when fewer: "
+                   "the seed's README runs --steps 5 and --steps 2)")
     p.add_argument("--dtype", choices=DTYPES, help="overrides training.dtype")
     p.add_argument("--batch-size", type=int, help="overrides training.batch_size")
     p.add_argument("--grad-accum", type=int, help="overrides training.grad_accum")
@@ -91,6 +92,8 @@ def benchmark(args) -> dict:
                                    "grad_accum": args.grad_accum}.items() if v is not None}
     cfg = cfg.replace("training", **overrides)
     t = cfg.training
+    if args.warmup is None:
+        args.warmup = max(0, min(5, args.steps - 1))
     if args.steps < 1 or args.warmup < 0 or args.chunk < 1:
         raise MicrogptError("--steps and --chunk must be >= 1 and --warmup >= 0")
     if args.warmup >= args.steps:
