@@ -1,15 +1,19 @@
 """Whole training steps (forward, backward, Adam) per backend x dtype x scenario.
 
-- `TrainStep.time_step`: one optimizer step, one document (batch 1, as the reference);
-- `Throughput.track_tokens_per_s`, `track_mfu`: predicted positions per second over
-  at least half a second of steps, and that as a percentage of this machine's matmul
-  peak (microgpt.perf; the FLOP formula is in docs/benchmarking.md);
+- `TrainStep.time_chunk`: one train_steps() call of microgpt.perf.STEP_CHUNK (10) steps, one
+  document each (batch 1, as the reference): the chunk every timing tool here uses, so a step's
+  time is this / 10 in asv as in the thread sweep, pytest-benchmark and pyperf;
+- `Throughput.track_tokens_per_s`, `track_mfu`: predicted positions per second over at least half
+  a second of such chunks, and that as a percentage of this machine's matmul peak (microgpt.perf;
+  the FLOP formula is in docs/benchmarking.md). Both come from one timed run per combination, made
+  in `setup_cache`, so the MFU is that run's tokens/s times that run's FLOPs per token;
 - `PeakMem.peakmem_train_short`: the process's peak memory over a short run.
 
 Every setup compiles and runs two steps first. The schedule's horizon is set
 far away so the learning rate stays near its peak however many steps asv runs.
 """
 
+import itertools
 import time
 
 from .common import BACKENDS, DTYPES, SCENARIOS, make_backend
@@ -22,58 +26,74 @@ class _Training:
     param_names = ["backend", "dtype", "scenario"]
     timeout = 600
 
-    def setup(self, *params):
-        # Throughput's setup also gets setup_cache's result first: the last three are always ours
-        backend, dtype, scenario = params[-3:]
+    def setup(self, backend, dtype, scenario):
         self.exp, self.be = make_backend(backend, dtype, scenario)
         self.step = 2
 
 
 class TrainStep(_Training):
-    def time_step(self, backend, dtype, scenario):
-        self.be.train_steps(self.step, 1)
-        self.step += 1
+    def time_chunk(self, backend, dtype, scenario):
+        from microgpt.perf import STEP_CHUNK
+
+        self.be.train_steps(self.step, STEP_CHUNK)
+        self.step += STEP_CHUNK
 
 
-class Throughput(_Training):
+def measure_throughput(backend, dtype, scenario, peaks, min_seconds=0.5):
+    """One timed run: {"tokens_per_s", "flops_per_token" (of the documents that ran), "mfu_percent"}, or
+    {"skip": why}. Whole chunks of STEP_CHUNK steps, at least 3, over >= min_seconds."""
+    from microgpt.perf import STEP_CHUNK, flops_for_docs, mfu, step_positions
+
+    try:
+        exp, be = make_backend(backend, dtype, scenario)
+    except NotImplementedError as e:
+        return {"skip": str(e)}
+    start, steps, elapsed = 2, 0, 0.0
+    t0 = time.perf_counter()
+    while steps < 3 * STEP_CHUNK or elapsed < min_seconds:
+        be.train_steps(start + steps, STEP_CHUNK)
+        steps += STEP_CHUNK
+        elapsed = time.perf_counter() - t0
+    positions = step_positions(exp, start, steps)
+    rate = sum(positions) / elapsed
+    flops_per_token = flops_for_docs(exp.cfg.model, exp.tokenizer.vocab_size, positions) / sum(positions)
+    peak = peaks.get(dtype)
+    return {"tokens_per_s": rate, "flops_per_token": flops_per_token,
+            "mfu_percent": 100 * mfu(rate, flops_per_token, peak) if peak else None}
+
+
+class Throughput:
+    params = _Training.params
+    param_names = _Training.param_names
+    timeout = 1800  # setup_cache times every combination
+
     def setup_cache(self):
-        """This machine's matmul peak per dtype (microgpt.perf.probe_peaks: 1 BLAS thread and all cores, each
-        in a fresh process; the higher), measured once per run. Empty without numpy."""
+        """This machine's matmul peak per dtype (microgpt.perf.probe_peaks, the higher of 1 BLAS thread and all
+        cores), then one timed run per combination: both tracked numbers are read from it."""
         try:
             from microgpt.perf import peak_of, probe_peaks
 
-            peaks = probe_peaks()
+            probed = probe_peaks()
+            peaks = {dtype: peak_of(probed, dtype) for dtype in DTYPES}
         except (ImportError, RuntimeError):
-            return {}
-        return {dtype: peak_of(peaks, dtype) for dtype in DTYPES}
+            peaks = {}
+        return {combo: measure_throughput(*combo, peaks) for combo in itertools.product(*self.params)}
 
-    def _tokens_per_s(self):
-        """Positions per second over >= 0.5 s of whole steps (at least 3)."""
-        from microgpt.perf import step_positions
+    def setup(self, runs, backend, dtype, scenario):
+        run = runs[(backend, dtype, scenario)]
+        if "skip" in run:
+            raise NotImplementedError(run["skip"])
+        self.run = run
 
-        start, steps, elapsed = self.step, 0, 0.0
-        t0 = time.perf_counter()
-        while steps < 3 or elapsed < 0.5:
-            self.be.train_steps(self.step, 1)
-            self.step += 1
-            steps += 1
-            elapsed = time.perf_counter() - t0
-        positions = step_positions(self.exp, start, steps)
-        return sum(positions) / elapsed, positions
-
-    def track_tokens_per_s(self, peaks, backend, dtype, scenario):
-        return self._tokens_per_s()[0]
+    def track_tokens_per_s(self, runs, backend, dtype, scenario):
+        return self.run["tokens_per_s"]
 
     track_tokens_per_s.unit = "tokens/s"
 
-    def track_mfu(self, peaks, backend, dtype, scenario):
-        from microgpt.perf import flops_for_docs, mfu
-
-        if not peaks.get(dtype):
+    def track_mfu(self, runs, backend, dtype, scenario):
+        if self.run["mfu_percent"] is None:
             raise NotImplementedError("no matmul peak (numpy missing)")
-        rate, positions = self._tokens_per_s()
-        flops_per_token = flops_for_docs(self.exp.cfg.model, self.exp.tokenizer.vocab_size, positions) / sum(positions)
-        return 100 * mfu(rate, flops_per_token, peaks[dtype])
+        return self.run["mfu_percent"]
 
     track_mfu.unit = "% of matmul peak"
 

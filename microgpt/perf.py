@@ -32,6 +32,10 @@ from . import envvars
 BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 THREAD_VARS = BLAS_VARS + ("NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER", "OMP_WAIT_POLICY")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Steps per backend.train_steps() call wherever a training step is timed (benchmark_train and so the
+# thread sweep, asv, pytest-benchmark, pyperf): a fused step on names (~15 us) is close to the cost of a
+# call from Python, so one step per call would time mostly the call, and tools chunking differently disagree.
+STEP_CHUNK = 10
 
 
 # -- FLOPs ----------------------------------------------------------------------
@@ -174,6 +178,38 @@ def thread_settings() -> dict:
     else:
         out["numba_num_threads"] = numba.get_num_threads()
     return out
+
+
+def numba_cache_stats() -> dict | None:
+    """How this process got its compiled microgpt functions so far: {"hits": loaded from Numba's disk cache,
+    "misses": compiled}, counted over every signature; None without Numba.
+
+    A backend's `compile()` time is a compile only when something missed the cache; with every
+    signature a hit it is the time to load machine code from disk, a different and far smaller cost.
+    """
+    numba = sys.modules.get("numba")
+    if numba is None:
+        return None
+    from numba.core.dispatcher import Dispatcher
+
+    seen, hits, misses = set(), 0, 0
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("microgpt.") or module is None:
+            continue
+        for value in vars(module).values():
+            if isinstance(value, Dispatcher) and id(value) not in seen:
+                seen.add(id(value))
+                stats = value.stats
+                hits += sum(stats.cache_hits.values())
+                misses += sum(stats.cache_misses.values())
+    return {"hits": hits, "misses": misses}
+
+
+def compile_kind(stats: dict | None) -> str:
+    """What a measured compile time was: "compiled" (something missed the cache), "cache load", or "none"."""
+    if not stats or stats["hits"] + stats["misses"] == 0:
+        return "none"
+    return "compiled" if stats["misses"] else "cache load"
 
 
 # -- the run --------------------------------------------------------------------
@@ -321,6 +357,14 @@ def bench_experiment(scenario: str = "names", dtype: str = "float64", extra_dirs
 
     cfg = load_scenario(scenario).replace("training", dtype=dtype, **training)
     return prepare(cfg, dataset=bench_dataset(cfg, extra_dirs), quiet=True)
+
+
+def train_chunked(backend, start: int, count: int) -> list[float]:
+    """Steps start .. start+count-1 in train_steps() calls of STEP_CHUNK steps (the last may be shorter)."""
+    losses = []
+    for first in range(start, start + count, STEP_CHUNK):
+        losses += backend.train_steps(first, min(STEP_CHUNK, start + count - first))
+    return losses
 
 
 def step_positions(exp, start: int, count: int) -> list[int]:

@@ -9,8 +9,9 @@ with PNG plots beside it (and, with --latest, the same into reports/latest/):
     --losses    loss curves per backend (scripts/make_report.py writes them)
     --asv       an asv results folder (default .asv/results when it exists): the latest run's training numbers
 
-and it measures the matmul peak itself (numpy gemm, 1 BLAS thread and all
-cores, each in a fresh process), the reference for GFLOP/s and MFU.
+The matmul peak behind MFU is the one the sweep probed before its runs (its
+`peaks_gflops`), or --peaks-json; the report never probes one itself, since a
+peak measured at another moment does not describe the machine the sweep timed.
 scripts/make_report.py runs every tool and then this; docs/benchmarking.md
 says what each number means.
 """
@@ -85,6 +86,8 @@ def sweep_rows(sweeps: list[dict]) -> list[dict]:
                 "layer_used": res.get("numba_threading_layer"),
                 "steps_per_s": res["steps_per_s"], "tokens_per_s": res["tokens_per_s"],
                 "gflops": res["model_gflops_per_s"], "compile_s": res["compile_s"],
+                "compile_kind": res.get("compile_kind"), "median_step_s": res.get("median_step_s"),
+                "p25": res.get("p25_step_s"), "p75": res.get("p75_step_s"),
                 "timed_steps": res["timed_steps"], "final_loss": res["final_loss"],
                 "load": res.get("load_average_1min"), "data": run.get("data"),
             })
@@ -123,6 +126,8 @@ def kernel_rows(bench: dict) -> list[dict]:
         parts = (_case(b["name"], group), info.get("size") or info.get("scenario"), info.get("dtype"),
                  info.get("impl") or info.get("kind") or info.get("backend"))
         label = " ".join(str(x) for x in parts if x)
+        if info.get("steps_per_call"):  # a training call is a chunk of steps: its median is not one step's
+            label += f" ({info['steps_per_call']} steps per call)"
         rows.append({"group": group, "name": b["name"], "label": label or b["name"],
                      "median_s": b["stats"]["median"], "iqr_s": b["stats"]["iqr"], "rounds": b["stats"]["rounds"],
                      "flops": info.get("flops"), "dtype": info.get("dtype") or params.get("dtype"),
@@ -305,7 +310,8 @@ def plot_gflops(kernel: list[dict], training: list[dict], peaks: dict, path: str
             ax.axvline(peak, color=colors[dtype], linestyle=style, label=f"{dtype} matmul peak: {peak:.1f} GFLOP/s")
     ax.set_xlabel("GFLOP/s (log); blue float64, orange float32")
     ax.set_title("Achieved GFLOP/s against the measured numpy matmul peak")
-    ax.legend(fontsize=7, loc="lower right")
+    if ax.get_legend_handles_labels()[1]:  # no peak lines without the sweep's peaks
+        ax.legend(fontsize=7, loc="lower right")
     ax.grid(axis="x", which="both", alpha=0.3)
     fig.tight_layout()
     save_png(fig, path)
@@ -387,37 +393,101 @@ def table(header: list[str], rows: list[list], align: str | None = None) -> list
     return lines
 
 
+def beats(run: dict, single: dict) -> bool:
+    """Whether `run` is faster than the 1-thread run beyond the noise: its step times' interquartile range lies
+    wholly below the 1-thread run's. Without a spread (an older sweep) no thread effect is claimed."""
+    if run is single:
+        return False
+    if None in (run.get("p25"), run.get("p75"), single.get("p25"), single.get("p75")):
+        return False
+    return run["p75"] < single["p25"]
+
+
+def best_run(runs: list[dict]) -> tuple[dict, bool]:
+    """(the run the headline reports, whether it is a real thread effect): the fastest setting when it beats the
+    1-thread run beyond the spread, else the 1-thread run (or the fastest, when no 1-thread run exists)."""
+    single = next((r for r in runs if r["blas"] == 1 and r["numba"] == 1), None)
+    fastest = max(runs, key=lambda r: r["steps_per_s"])
+    if single is None:
+        return fastest, False
+    return (fastest, True) if beats(fastest, single) else (single, False)
+
+
+def spread(run: dict) -> str:
+    """The step times' interquartile range as +- % of the median, the noise a thread effect must exceed."""
+    if run.get("p25") is None or run.get("p75") is None:
+        return "n/a"
+    return f"±{50 * (run['p75'] - run['p25']) / run['median_step_s']:.0f} %"
+
+
+def compile_cell(run: dict) -> str:
+    kind = run.get("compile_kind")
+    label = {"cache load": "cache load", "compiled": "compiled", "none": "nothing to compile"}.get(kind, "?")
+    return f"{run['compile_s']:.2f} s ({label})"
+
+
 def headline(rows: list[dict], peaks: dict, skips: dict) -> list[str]:
-    """Per scenario x backend x dtype: the 1-thread figures, the best over thread settings, MFU, speed-up vs python."""
+    """Per scenario x backend x dtype: the 1-thread figures, a faster thread setting only where it beats them
+    beyond the spread, MFU, speed-up over python."""
     out = []
     for scenario in _series_order(rows, "scenario"):
         sub = [r for r in rows if r["scenario"] == scenario]
         python = [r["steps_per_s"] for r in sub if r["backend"] == "python"]
-        base = max(python) if python else None
+        base = statistics.median(python) if python else None  # python has no threads: every run is the same one
         body = []
         for g in _series_order(sub, "backend_dtype"):
             runs = [r for r in sub if r["backend_dtype"] == g]
             single = next((r for r in runs if r["blas"] == 1 and r["numba"] == 1), None)
-            best = max(runs, key=lambda r: r["steps_per_s"])
+            best, real = best_run(runs)
             peak = perf.peak_of(peaks, best["dtype"])
             body.append([
                 f"`{best['backend']}` {best['dtype']}",
-                fmt(single["steps_per_s"]) if single else "n/a",
-                fmt(best["steps_per_s"]), best["threads"], fmt(best["tokens_per_s"]),
+                fmt(single["steps_per_s"]) if single else "n/a", spread(single) if single else "n/a",
+                fmt(best["steps_per_s"]), best["threads"] if real else "1 thread (no setting beats it beyond the spread)",
+                fmt(best["tokens_per_s"]),
                 fmt(best["gflops"]), f"{100 * best['gflops'] / peak:.2f} %" if peak else "n/a",
                 f"{best['steps_per_s'] / base:,.0f}x" if base else "n/a",
-                f"{best['compile_s']:.2f} s", f"{best['final_loss']:.4f}",
+                compile_cell(best), f"{best['final_loss']:.4f}",
             ])
         out.append(f"**{scenario}**")
         out.append("")
-        out += table(["backend, dtype", "steps/s (1 thread)", "steps/s (best)", "best threads", "tokens/s",
-                      "model GFLOP/s", "MFU", "vs python", "compile", "last loss"], body, "lrrlrrrrrr")
+        out += table(["backend, dtype", "steps/s (1 thread)", "spread", "steps/s (best)", "best threads", "tokens/s",
+                      "model GFLOP/s", "MFU", "vs python", "compile", "last loss"], body, "lrrrlrrrrlr")
         missing = sorted({f"`{b}` {d}: {why}" for (s, b, d), why in skips.items() if s == scenario})
         if missing:
             out.append("")
             out.append("Not run: " + "; ".join(missing) + ".")
         out.append("")
     return out
+
+
+def cold_compile_table(sweeps: list[dict]) -> list[str]:
+    entries = [e for sweep in sweeps for e in sweep.get("cold_compile") or []]
+    if not entries:
+        return ["No cold compile was measured with this sweep (`scripts/thread_sweep.py --cold-compile`).", ""]
+    body = [[e["scenario"], f"`{e['backend']}` {e['dtype']}",
+             f"{e['compile_s']:.1f} s" if "compile_s" in e else f"failed: {e.get('error', '?')}"] for e in entries]
+    return (["Cold compile: `compile()` in a fresh process with an empty `NUMBA_CACHE_DIR`, 1 thread (what a "
+             "first run after an edit or on a new machine pays; the headline's compile column is whatever that "
+             "run's process did, usually a load from the disk cache):", ""]
+            + table(["scenario", "backend, dtype", "compile"], body, "llr") + [""])
+
+
+def sweep_peaks(sweeps: list[dict]) -> dict | None:
+    """The matmul peaks the first sweep that has them probed with its runs."""
+    return next((s["peaks_gflops"] for s in sweeps if s.get("peaks_gflops")), None)
+
+
+def load_sentence(rows: list[dict], cores) -> list[str]:
+    """The load the sweep measured, and that another process competed only when the load exceeded the cores."""
+    loads = [x for r in rows if r["load"] for x in r["load"]]
+    if not loads:
+        return []
+    text = f"Load average (1 min) measured around the sweep's runs: {min(loads):.1f} to {max(loads):.1f} on {cores} cores"
+    if cores and max(loads) > cores:
+        text += (f"; above {cores}, other processes competed for the cores during some runs, so compare ratios "
+                 "measured side by side rather than absolute values across reports")
+    return [text + ".", ""]
 
 
 def sweep_grid(rows: list[dict]) -> list[str]:
@@ -459,7 +529,9 @@ def layer_table(rows: list[dict]) -> list[str]:
 
 
 ASV_COLUMNS = {  # training benchmark -> (column, how to print a value)
-    "training.TrainStep.time_step": ("time_step", fmt_time),
+    "training.TrainStep.time_chunk": (f"time per step (chunks of {perf.STEP_CHUNK})",
+                                      lambda v: fmt_time(v / perf.STEP_CHUNK)),
+    "training.TrainStep.time_step": ("time_step (older suites: 1 step per call)", fmt_time),
     "training.Throughput.track_tokens_per_s": ("tokens/s", fmt),
     "training.Throughput.track_mfu": ("MFU", lambda v: f"{v:.2f} %"),
     "training.PeakMem.peakmem_train_short": ("peak memory", lambda v: f"{v / 2 ** 20:.0f} MiB"),
@@ -491,8 +563,9 @@ def write_report(args, out_dir: str, inputs: dict, meta: dict) -> str:
     pyperf = pyperf_rows({p: inputs[p] for p in args.pyperf})
     curves = inputs[args.losses] if args.losses else None
     asv_file, asv = asv_rows(args.asv) if args.asv and os.path.isdir(args.asv) else (None, [])
-    peaks = load_json(args.peaks_json) if args.peaks_json else perf.probe_peaks()
-    peaks = peaks.get("peaks_gflops", peaks)  # a report's own data/peaks.json works too
+    # the peak measured with the sweep, never one probed now: MFU divides the sweep's speed by its own machine's peak
+    peaks = load_json(args.peaks_json) if args.peaks_json else sweep_peaks(sweeps)
+    peaks = (peaks.get("peaks_gflops", peaks) if peaks else None) or {}  # a report's own data/peaks.json works too
     with open(os.path.join(data_dir, "peaks.json"), "w", encoding="utf-8") as f:
         json.dump({"peaks_gflops": peaks, "metadata": meta}, f, indent=1)
     for src, data in inputs.items():
@@ -513,32 +586,43 @@ def write_report(args, out_dir: str, inputs: dict, meta: dict) -> str:
         f"({src_meta.get('platform')}); Python {src_meta.get('python')}, numpy {v.get('numpy')}, "
         f"numba {v.get('numba')}, scipy {v.get('scipy')}; BLAS {blas.get('name')} {blas.get('version', '')}.",
         "",
-        "How to read this and how to reproduce it: `docs/benchmarking.md`. Every figure is a median "
-        "after compilation (compile time is its own column); the machine was shared with other work while "
-        "these ran, so compare ratios measured side by side rather than absolute values across reports.",
+        "How to read this and how to reproduce it: `docs/benchmarking.md`. Everything is timed after "
+        "compilation (compile time is its own column). What each figure is: steps/s = 1 / the median step "
+        "time (steps timed in chunks, the same way for every tool); tokens/s and model GFLOP/s = the timed "
+        "steps' positions and FLOPs over their total time (a mean rate, not a median); kernels: "
+        "pytest-benchmark medians; pyperf: mean ± std; matmul peak: the fastest of 9.",
         "",
     ]
-    loads = [x for r in rows if r["load"] for x in r["load"]]
-    if loads:
-        lines += [f"Load average (1 min) during the sweep: {min(loads):.1f} to {max(loads):.1f} on "
-                  f"{src_meta.get('usable_cores')} cores (above the core count, another process was competing).", ""]
+    lines += load_sentence(rows, src_meta.get("usable_cores"))
 
     lines += ["## Headline", ""]
     if rows:
         lines += ["Training speed per backend (thread sweep; one document per step, the scenario's schedule). "
                   "*1 thread*: OMP/OPENBLAS/MKL and NUMBA threads all 1. *best*: the fastest thread setting. "
                   "*last loss*: the loss of the run's last step (python runs fewer steps than the others). "
-                  "MFU: model FLOPs (`microgpt.perf.flops_per_token`) per second over the matmul peak "
-                  "of the same dtype (the higher of the two probes below).", ""]
+                  "*spread*: half the interquartile range of the 1-thread run's step times, as % of its median; "
+                  "*best* is another thread setting only where its step times' interquartile range lies wholly "
+                  "below the 1-thread run's, so noise is never shown as a thread effect. "
+                  "MFU: model FLOPs per second (`microgpt.perf.flops_for_docs` over the timed steps' documents) "
+                  "over the matmul peak of the same dtype (the higher of the two probes below). *compile*: "
+                  "what that process's `compile()` did: a compile, or a load of machine code from Numba's disk "
+                  "cache (the cold compile is measured apart, below).", ""]
         lines += headline(rows, peaks, sweep_skips(sweeps))
     else:
         lines += ["No thread sweep given (--sweep).", ""]
 
-    lines += ["## Matmul peak (measured now)", ""]
-    lines += table(["dtype", "1 BLAS thread", "all cores"],
-                   [[d, fmt(p.get("1")), fmt(p.get("all"))] for d, p in peaks.items()])
-    lines += ["", "GFLOP/s of one 1024×1024×1024 numpy matmul (the fastest of 9, after a warm-up), each in a fresh "
-              "process with the BLAS thread variables set.", ""]
+    lines += ["## Matmul peak (probed with the sweep)", ""]
+    if peaks:
+        lines += table(["dtype", "1 BLAS thread", "all cores"],
+                       [[d, fmt(p.get("1")), fmt(p.get("all"))] for d, p in peaks.items()])
+        lines += ["", "GFLOP/s of one 1024×1024×1024 numpy matmul (the fastest of 9, after a warm-up), each in a "
+                  "fresh process with the BLAS thread variables set, by `scripts/thread_sweep.py` before its runs "
+                  "(or from `--peaks-json`).", ""]
+    else:
+        lines += ["None: the sweep holds no `peaks_gflops` (an older sweep) and no `--peaks-json` was given, so MFU "
+                  "is n/a. The report never probes the peak itself: it would measure another moment's machine.", ""]
+    if rows:
+        lines += ["## Compile", ""] + cold_compile_table(sweeps)
 
     if rows:
         plot_sweep(rows, "steps_per_s", "steps/s", os.path.join(out_dir, PLOTS["steps"]))
@@ -564,11 +648,9 @@ def write_report(args, out_dir: str, inputs: dict, meta: dict) -> str:
         lines += table(["kernel", "case", "median", "rounds", "GFLOP/s"], body, "llrrr")
         lines.append("")
 
-    best = {}
-    for r in rows:
-        key = (r["scenario"], r["backend_dtype"])
-        if key not in best or r["gflops"] > best[key]["gflops"]:
-            best[key] = r
+    best = {}  # as in the headline: a thread setting only where it beats 1 thread beyond the spread
+    for key in dict.fromkeys((r["scenario"], r["backend_dtype"]) for r in rows):
+        best[key] = best_run([r for r in rows if (r["scenario"], r["backend_dtype"]) == key])[0]
     if kernels or best:
         plot_gflops(kernels, list(best.values()), peaks, os.path.join(out_dir, PLOTS["gflops"]))
         lines += ["## GFLOP/s and MFU", "", f"![GFLOP/s against the peak]({PLOTS['gflops']})", ""]
@@ -648,7 +730,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--losses", help="loss curves JSON (scripts/make_report.py)")
     default_asv = os.path.join(ROOT, ".asv", "results")
     p.add_argument("--asv", default=default_asv, help="asv results folder (default .asv/results, if present)")
-    p.add_argument("--peaks-json", help="use these peaks instead of measuring: {dtype: {'1': x, 'all': y}}, or a "
+    p.add_argument("--peaks-json", help="use these peaks instead of the sweep's: {dtype: {'1': x, 'all': y}}, or a "
                    "report's data/peaks.json")
     p.add_argument("--reports", default=os.path.join(ROOT, "reports"), help="where report folders go")
     p.add_argument("--latest", action="store_true", help="also copy the report to <reports>/latest/")

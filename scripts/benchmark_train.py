@@ -5,8 +5,9 @@
     python scripts/benchmark_train.py --scenario alice --backend numpy --steps 50 --profile
 
 Runs steps 0..N-1 exactly as training would (same documents, same learning
-rates from the scenario's schedule over its full `num_steps`), timing every
-step on its own. The first --warmup steps are run but not counted; compile
+rates from the scenario's schedule over its full `num_steps`), timing the
+steps in train_steps() calls of --chunk steps (default 10, microgpt.perf.STEP_CHUNK,
+the chunk every timing tool here uses). The first --warmup steps are run but not counted; compile
 time (`backend.compile()`) is measured separately and never counted.
 
 Prints steps/s (from the median step time), tokens/s (positions trained per
@@ -52,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=DTYPES, help="overrides training.dtype")
     p.add_argument("--batch-size", type=int, help="overrides training.batch_size")
     p.add_argument("--grad-accum", type=int, help="overrides training.grad_accum")
-    p.add_argument("--chunk", type=int, default=1, help="steps per train_steps() call (default 1: every step "
-                   "timed alone); a step's time is then its chunk's time / chunk")
+    p.add_argument("--chunk", type=int, default=perf.STEP_CHUNK,
+                   help=f"steps per train_steps() call, timed together (default {perf.STEP_CHUNK}, as every tool "
+                   "here times a step: microgpt.perf.STEP_CHUNK); a step's time is its chunk's time / chunk")
     p.add_argument("--data", metavar="PATH", help="the data file (default: $MICROGPT_DATA_DIR, data/<scenario>/)")
     p.add_argument("--profile", action="store_true", help="numpy backend: time each kernel of a step")
     p.add_argument("--json", metavar="PATH", help="write the figures and the run's metadata here")
@@ -105,6 +107,7 @@ def benchmark(args) -> dict:
     load_before = os.getloadavg()[0]  # other processes on a small machine show up in every figure
     backend = exp.make_backend()
     compile_s = backend.compile()
+    cache = perf.numba_cache_stats()  # right after compile(): was compile_s a compile or a load from disk?
 
     T, V = cfg.model.block_size, exp.tokenizer.vocab_size
     per_step = docs_per_step(t)
@@ -137,8 +140,10 @@ def benchmark(args) -> dict:
         "scenario": cfg.name, "backend": backend.name, "dtype": t.dtype,
         "batch_size": t.batch_size, "grad_accum": t.grad_accum, "chunk": args.chunk,
         "steps": args.steps, "warmup": args.warmup, "timed_steps": len(step_times),
-        "compile_s": compile_s,
+        "compile_s": compile_s, "compile_kind": perf.compile_kind(cache), "numba_cache": cache,
         "median_step_s": median, "mean_step_s": total_time / len(step_times),
+        # the spread of the timed chunks: the report claims a thread effect only beyond it
+        "p25_step_s": percentile(sorted(step_times), 0.25), "p75_step_s": percentile(sorted(step_times), 0.75),
         "steps_per_s": 1.0 / median,
         "tokens_per_s": tokens / total_time,
         "model_gflops_per_s": flops / total_time / 1e9,
@@ -287,7 +292,7 @@ def report(r: dict) -> str:
         f"{r['timed_steps']} timed steps after {r['warmup']} warm-up",
         f"threads: {env}; numba threads {th['numba_num_threads']}, layer {th['numba_threading_layer']}; "
         f"load average {r['load_average_1min'][0]:.2f} before, {r['load_average_1min'][1]:.2f} after",
-        f"compile (not counted):  {r['compile_s']:.2f} s",
+        f"compile (not counted):  {r['compile_s']:.2f} s ({r['compile_kind']})",
         f"steps/s (median):       {r['steps_per_s']:,.1f}   ({fmt_time(r['median_step_s'])} per step, "
         f"mean {fmt_time(r['mean_step_s'])})",
         f"tokens/s:               {r['tokens_per_s']:,.0f}",

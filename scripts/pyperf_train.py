@@ -18,8 +18,9 @@ unless you pass your own, and records them, with Numba's threading layer as
 the worker saw it, in each benchmark's metadata (`python -m pyperf metadata`).
 
 A worker builds and compiles its backend and runs two steps before pyperf
-times anything; a timed value is `loops` consecutive steps (one compiled call
-for `fused`), divided by `loops`. The schedule's horizon is pushed far away so
+times anything; a timed value is `loops` consecutive steps, run in
+train_steps() calls of microgpt.perf.STEP_CHUNK steps as every tool here
+times them, divided by `loops`. The schedule's horizon is pushed far away so
 the learning rate stays at its peak however many steps pyperf asks for.
 """
 
@@ -87,8 +88,9 @@ def make_time_func(be):
     state = {"step": 2}
 
     def time_steps(loops):
+        # `loops` steps in calls of perf.STEP_CHUNK, as every tool here times a step (not `loops` in one call)
         t0 = time.perf_counter()
-        be.train_steps(state["step"], loops)
+        perf.train_chunked(be, state["step"], loops)
         dt = time.perf_counter() - t0
         state["step"] += loops
         return dt

@@ -23,7 +23,15 @@ steps), which shows the noise floor. It is skipped on T=128 scenarios (about a
 minute per step). The JSON holds the run's metadata (CPU, cores, versions,
 BLAS, git commit) and, per configuration, the environment it ran with and the
 full benchmark_train result, whose metadata says what the process saw
-(thread variables, Numba's thread count and threading layer).
+(thread variables, Numba's thread count and threading layer), and whether its
+compile time was a compile or a load from Numba's disk cache.
+
+Before the runs it probes the matmul peak (microgpt.perf.probe_peaks) and stores
+it as `peaks_gflops`: the report's MFU is taken against that peak, never one
+measured later. After them, each array backend x dtype compiles once more in a
+process with an empty NUMBA_CACHE_DIR (`cold_compile`; --no-cold-compile skips
+it): what a first run pays, which the runs' own compile times (mostly cache
+loads) are not.
 """
 
 from __future__ import annotations
@@ -72,8 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="steps per run, warm-up included (default: 1000 names, 30 python, "
                    "200 otherwise)")
     p.add_argument("--warmup", type=int, default=5, help="steps run before timing (default 5)")
-    p.add_argument("--chunk", type=int, default=10, help="steps per train_steps() call (default 10; fused runs "
-                   "a chunk in one compiled call)")
+    p.add_argument("--chunk", type=int, default=perf.STEP_CHUNK, help="steps per train_steps() call (default "
+                   f"{perf.STEP_CHUNK}, microgpt.perf.STEP_CHUNK, as every tool here; fused runs a chunk in one "
+                   "compiled call)")
+    p.add_argument("--cold-compile", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time each array backend x dtype's compile with an empty NUMBA_CACHE_DIR (default on; "
+                   "the sweep's own runs mostly load Numba's cache, which is a different cost)")
     p.add_argument("--quick", action="store_true", help="a smoke test: few steps, one BLAS and Numba setting less")
     p.add_argument("--timeout", type=float, default=900, help="seconds allowed per run (default 900)")
     p.add_argument("-o", "--output", default="thread_sweep.json", help="JSON output (default thread_sweep.json)")
@@ -133,7 +145,7 @@ def data_path(scenario: str, scratch: str) -> tuple[str, str]:
     return perf.write_synthetic_data(cfg, os.path.join(scratch, scenario)), perf.SYNTHETIC_SOURCE
 
 
-def run_one(cfg: dict, args, data: str, scratch: str) -> dict:
+def run_one(cfg: dict, args, data: str, scratch: str, extra_env: dict | None = None) -> dict:
     out = os.path.join(scratch, "result.json")
     if os.path.exists(out):
         os.remove(out)
@@ -141,7 +153,7 @@ def run_one(cfg: dict, args, data: str, scratch: str) -> dict:
     cmd = [sys.executable, BENCHMARK_TRAIN, "--scenario", cfg["scenario"], "--backend", cfg["backend"],
            "--dtype", cfg["dtype"], "--steps", str(steps), "--warmup", str(min(args.warmup, steps - 1)),
            "--chunk", str(args.chunk), "--data", data, "--json", out]
-    env = run_env(cfg)
+    env = {**run_env(cfg), **(extra_env or {})}
     record = {"config": cfg, "command": cmd[1:],
               "env": {var: env.get(var) for var in perf.THREAD_VARS}}
     t0 = time.perf_counter()
@@ -157,6 +169,28 @@ def run_one(cfg: dict, args, data: str, scratch: str) -> dict:
     with open(out, encoding="utf-8") as f:
         record["result"] = json.load(f)
     return record
+
+
+def cold_compiles(args, runs: list[dict], data: dict, scratch: str) -> list[dict]:
+    """Each array backend x dtype's compile() in a process with an empty NUMBA_CACHE_DIR: what a first run pays."""
+    out = []
+    scenario = args.scenarios[0]
+    pairs = dict.fromkeys((r["backend"], r["dtype"]) for r in runs
+                          if not r["skipped"] and r["backend"] != "python" and r["scenario"] == scenario)
+    for backend, dtype in pairs:
+        cfg = {"scenario": scenario, "backend": backend, "dtype": dtype, "blas_threads": 1, "numba_threads": 1,
+               "threading_layer": None}
+        with tempfile.TemporaryDirectory(prefix="microgpt-cold-cache-") as cache:
+            one = argparse.Namespace(**{**vars(args), "steps": 2, "warmup": 1, "chunk": 1})
+            record = run_one(cfg, one, data[scenario][0], scratch, extra_env={"NUMBA_CACHE_DIR": cache})
+        entry = {"scenario": scenario, "backend": backend, "dtype": dtype}
+        if "result" in record:
+            entry.update(compile_s=record["result"]["compile_s"], compile_kind=record["result"].get("compile_kind"))
+            print(f"cold compile {backend} {dtype}: {entry['compile_s']:.1f} s ({entry['compile_kind']})", flush=True)
+        else:
+            entry["error"] = record["error"].splitlines()[-1] if record["error"] else "failed"
+        out.append(entry)
+    return out
 
 
 def describe(cfg: dict) -> str:
@@ -180,7 +214,12 @@ def main(argv=None) -> int:
     runs = configurations(args)
     todo = [r for r in runs if not r["skipped"]]
     print(f"{len(todo)} runs ({len(runs) - len(todo)} skipped), one process each", flush=True)
-    records = []
+    records, cold = [], []
+    try:  # MFU's peak, measured with the sweep: the report never probes a machine it did not time
+        peaks = perf.probe_peaks()
+    except RuntimeError as e:
+        peaks = None
+        print(f"matmul peak probe failed, MFU will be n/a: {e}", flush=True)
     with tempfile.TemporaryDirectory(prefix="microgpt-sweep-") as scratch:
         data = {s: data_path(s, scratch) for s in args.scenarios}
         for i, cfg in enumerate(runs):
@@ -199,8 +238,11 @@ def main(argv=None) -> int:
             else:
                 print(f"[{i + 1}/{len(runs)}] {describe(cfg)}: FAILED: {record['error'].splitlines()[-1]}",
                       flush=True)
+        if args.cold_compile:
+            cold = cold_compiles(args, runs, data, scratch)
     out = {"kind": "microgpt-thread-sweep", "version": 1, "metadata": perf.run_metadata(),
-           "settings": {k: v for k, v in vars(args).items() if k != "output"}, "runs": records}
+           "settings": {k: v for k, v in vars(args).items() if k != "output"}, "peaks_gflops": peaks,
+           "cold_compile": cold, "runs": records}
     try:
         write_json(args.output, out, "--output")
     except MicrogptError as e:

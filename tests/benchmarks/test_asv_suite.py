@@ -65,20 +65,34 @@ def test_a_missing_backend_is_skipped_in_setup(monkeypatch):
 
 @needs_numba
 def test_training_benchmarks_on_numpy_names():
+    from microgpt.config import load_scenario
+    from microgpt.perf import STEP_CHUNK, flops_per_token
+
     step = training.TrainStep()
     step.setup("numpy", "float64", "names")
     start = step.step
-    step.time_step("numpy", "float64", "names")
-    assert step.step == start + 1
+    step.time_chunk("numpy", "float64", "names")
+    assert step.step == start + STEP_CHUNK  # one call of the chunk every timing tool uses
 
-    tp = training.Throughput()
     peaks = {"float64": 1.0, "float32": 2.0}  # GFLOP/s: a made-up peak keeps the test fast
-    tp.setup(peaks, "numpy", "float64", "names")
-    rate = tp.track_tokens_per_s(peaks, "numpy", "float64", "names")
-    mfu_percent = tp.track_mfu(peaks, "numpy", "float64", "names")
-    assert rate > 100
-    # MFU in percent of 1 GFLOP/s is the model GFLOP/s x 100: ~22,656 FLOPs per token at most on names
-    assert 0 < mfu_percent < rate * 22656 / 1e9 * 100 * 2
+    run = training.measure_throughput("numpy", "float64", "names", peaks, min_seconds=0.05)
+    key = ("numpy", "float64", "names")
+    tp = training.Throughput()
+    tp.setup({key: run}, *key)
+    rate, mfu_percent = tp.track_tokens_per_s({key: run}, *key), tp.track_mfu({key: run}, *key)
+    assert rate == run["tokens_per_s"] > 100
+    # one timed run behind both: MFU is that rate times FLOPs per token over the 1 GFLOP/s peak, and the
+    # names documents' FLOPs per token lie between those of a 1-position and a 16-position document
+    cfg = load_scenario("names").model
+    low, high = (rate * flops_per_token(cfg, 27, n) / 1e9 * 100 for n in (1, 16))
+    assert low <= mfu_percent <= high
+    assert mfu_percent == pytest.approx(100 * rate * run["flops_per_token"] / 1e9, rel=1e-12)
+
+
+def test_throughput_skips_in_setup_what_its_cached_run_skipped():
+    key = ("python", "float32", "names")
+    with pytest.raises(NotImplementedError, match="has no float32"):
+        training.Throughput().setup({key: {"skip": "backend 'python' has no float32"}}, *key)
 
 
 def test_timeraw_code_compiles():

@@ -3,8 +3,9 @@
 Before anything is timed, each backend's first three losses are compared with
 the python backend's on the same documents and weights (the reference
 arithmetic, itself checked against the reference microgpt in tests/golden).
-The timed call then trains on: steps 3, 4, ... (wrapping before the schedule's end,
-where the learning rate reaches 0); every loss must stay finite.
+The timed call then trains on, STEP_CHUNK (10) steps per call as every timing tool here:
+steps 3-12, 13-22, ... (wrapping before the schedule's end, where the learning rate
+reaches 0); every loss must stay finite.
 Compile time is spent before the timing starts (`compile()`).
 """
 
@@ -15,7 +16,7 @@ import math
 import pytest
 
 from microgpt.backends import get_backend_class, is_available
-from microgpt.perf import bench_experiment, flops_for_docs, step_positions
+from microgpt.perf import STEP_CHUNK, bench_experiment, flops_for_docs, step_positions
 
 ARRAY_BACKENDS = ["numpy", "numpy_batched", "fused"]
 # float64 backends follow the reference's order of operations closely; float32 rounds every op
@@ -41,14 +42,15 @@ def make(backend, dtype):
 
 
 def timed_step(benchmark, exp, be, backend, dtype):
+    """A timed call is one train_steps() call of STEP_CHUNK steps, as every timing tool here runs them."""
     horizon = exp.cfg.training.num_steps
     count = iter(range(10 ** 9))
     done, losses = [], []
 
     def next_step():
-        step = REF_STEPS + next(count) % (horizon - REF_STEPS)
-        losses.extend(be.train_steps(step, 1))
-        done.append(step)
+        step = REF_STEPS + (next(count) * STEP_CHUNK) % (horizon - REF_STEPS - STEP_CHUNK)
+        losses.extend(be.train_steps(step, STEP_CHUNK))
+        done.extend(range(step, step + STEP_CHUNK))
 
     benchmark.group = "train_step-names"
     benchmark(next_step)
@@ -56,9 +58,10 @@ def timed_step(benchmark, exp, be, backend, dtype):
     # the mean work of the steps that ran, for GFLOP/s in microgpt.report
     positions = [n for s in done for n in step_positions(exp, s, 1)]
     model, V = exp.cfg.model, exp.tokenizer.vocab_size
+    calls = len(done) / STEP_CHUNK
     benchmark.extra_info.update({"backend": backend, "dtype": dtype, "scenario": "names",
-                                 "tokens": sum(positions) / len(done),
-                                 "flops": flops_for_docs(model, V, positions) / len(done)})
+                                 "steps_per_call": STEP_CHUNK, "tokens": sum(positions) / calls,
+                                 "flops": flops_for_docs(model, V, positions) / calls})
 
 
 def test_python_step(benchmark, python_losses):

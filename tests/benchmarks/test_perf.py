@@ -144,3 +144,31 @@ def test_bench_experiment_overrides_and_step_positions():
     positions = perf.step_positions(exp, 0, 3)
     T = exp.cfg.model.block_size
     assert positions == [min(T, len(exp.train_tokens[i]) - 1) for i in range(6)]
+
+
+CACHE_PROBE = """
+import json, numpy as np
+from microgpt import perf
+from microgpt.kernels.adam import adam_step_fused
+before = perf.numba_cache_stats()
+x = np.zeros(8)
+adam_step_fused(x.copy(), x.copy(), x.copy(), x.copy(), 0.01, 0.9, 0.99, 1e-8, 0)
+after = perf.numba_cache_stats()
+print(json.dumps({"before": before, "after": after, "kind": perf.compile_kind(after)}))
+"""
+
+
+def test_numba_cache_stats_tell_a_compile_from_a_cache_load(tmp_path):
+    pytest.importorskip("numba")
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "cache")}  # empty: the first process compiles, the second loads
+    first, second = (run_cli(["-c", CACHE_PROBE], env=env) for _ in range(2))
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    cold, warm = (json.loads(r.stdout.splitlines()[-1]) for r in (first, second))
+    assert cold["before"] == {"hits": 0, "misses": 0} and cold["after"]["misses"] >= 1
+    assert cold["kind"] == "compiled"
+    assert warm["after"]["hits"] >= 1 and warm["after"]["misses"] == 0 and warm["kind"] == "cache load"
+
+
+def test_compile_kind_without_numba_work():
+    assert perf.compile_kind(None) == perf.compile_kind({"hits": 0, "misses": 0}) == "none"
+    assert perf.compile_kind({"hits": 5, "misses": 1}) == "compiled"
