@@ -166,6 +166,8 @@ def thread_settings() -> dict:
     env = {var: os.environ.get(var) for var in THREAD_VARS}
     out = {"env": env, "numba_num_threads": None, "numba_threading_layer": None,
            "numba_threading_layer_config": None}
+    torch = sys.modules.get("torch")  # the torch backend's intra-op threads (torch.set_num_threads)
+    out["torch_num_threads"] = torch.get_num_threads() if torch is not None else None
     numba = sys.modules.get("numba")
     if numba is None:
         return out
