@@ -9,6 +9,10 @@ number they pick the same token. The caller keeps in Python the two powers
 compiled code may replace by a division that can round differently; and it
 draws `rng.random()` itself, so the RNG stream is the one the python backend
 consumes.
+
+Top-k and the repetition penalty are not compiled here: when either is set,
+sampling.sample takes the fused backend's logits and draws with the shared
+Python code, as for every backend (see microgpt/sampling.py).
 """
 
 from __future__ import annotations
