@@ -4,6 +4,11 @@ Sizes are those of the scenarios (`names`: T=16, C=16; `alice`: T=128, C=32)
 and a `large` one where BLAS has work to do (common.SIZES). Inputs are seeded
 standard normals; Numba kernels are compiled (or loaded from the cache) in
 `setup`, so no timing includes a compile.
+
+Where a backend runs another form of a kernel than the readable numpy one,
+both are timed: the one the backend runs, and the plain numpy one as
+`*_reference` (what it is checked against, not what trains). The fused
+backend's own kernels are timed in tests/benchmarks/test_bench_kernels.py.
 """
 
 from .common import DTYPES, SIZES, need, threading_layer_first
@@ -47,37 +52,43 @@ class Matmul(_Kernel):
 
 
 class Attention(_Kernel):
-    """One query over a full KV cache of T positions (the per-position backend): numpy and the fused prange kernel."""
+    """One query over a full KV cache of T positions: the serial compiled kernel the `numpy` backend runs
+    (`attention_*_into`, inside its position step), and the plain numpy reference."""
 
     def setup(self, size, dtype):
         super().setup(size, dtype)
         from microgpt.kernels import attention as A
 
+        np = self.np
         T, C, H = self.dims["T"], self.dims["C"], self.dims["H"]
         self.A, self.H = A, H
         self.q, self.dout = self.normal(C), self.normal(C)
         self.k, self.v = self.normal(T, C), self.normal(T, C)
         _, self.att = A.attention_forward(self.q, self.k, self.v, H)
-        threading_layer_first()
-        # compile (or load) both fused kernels for this dtype before anything is timed
-        A.attention_forward_fused(self.q, self.k, self.v, H)
-        A.attention_backward_fused(self.dout, self.q, self.k, self.v, self.att, H)
+        self.out, self.att_out = np.empty(C, dtype), np.empty((H, T), dtype)
+        self.dq, self.dk, self.dv = np.empty(C, dtype), np.zeros((T, C), dtype), np.zeros((T, C), dtype)
+        # compile (or load) both kernels for this dtype before anything is timed
+        self.time_forward(size, dtype)
+        self.time_backward(size, dtype)
 
-    def time_forward_numpy(self, size, dtype):
+    def time_forward(self, size, dtype):
+        self.A.attention_forward_into(self.out, self.att_out, self.q, self.k, self.v, self.H)
+
+    def time_forward_reference(self, size, dtype):
         self.A.attention_forward(self.q, self.k, self.v, self.H)
 
-    def time_forward_fused(self, size, dtype):
-        self.A.attention_forward_fused(self.q, self.k, self.v, self.H)
+    def time_backward(self, size, dtype):
+        # dk, dv accumulate across calls, as a KV cache's gradient does: the same work every time
+        self.A.attention_backward_into(self.dq, self.dk, self.dv, self.dout, self.q, self.k, self.v, self.att,
+                                       self.H)
 
-    def time_backward_numpy(self, size, dtype):
+    def time_backward_reference(self, size, dtype):
         self.A.attention_backward(self.dout, self.q, self.k, self.v, self.att, self.H)
-
-    def time_backward_fused(self, size, dtype):
-        self.A.attention_backward_fused(self.dout, self.q, self.k, self.v, self.att, self.H)
 
 
 class CausalAttention(_Kernel):
-    """All T queries of a sequence at once, masked (the batched backend)."""
+    """All T queries of a sequence at once, masked: `causal_attention_*_fused`, what `numpy_batched` runs
+    (BLAS products, a Numba softmax), and the plain numpy reference."""
 
     def setup(self, size, dtype):
         super().setup(size, dtype)
@@ -87,11 +98,20 @@ class CausalAttention(_Kernel):
         self.CA, self.H = CA, H
         self.q, self.k, self.v, self.dout = (self.normal(T, C) for _ in range(4))
         _, self.att = CA.causal_attention_forward(self.q, self.k, self.v, H)
+        threading_layer_first()  # the fused softmax may go parallel at the large size, as in training
+        self.time_forward(size, dtype)  # compile (or load) the Numba softmax outside the timing
+        self.time_backward(size, dtype)
 
     def time_forward(self, size, dtype):
+        self.CA.causal_attention_forward_fused(self.q, self.k, self.v, self.H)
+
+    def time_forward_reference(self, size, dtype):
         self.CA.causal_attention_forward(self.q, self.k, self.v, self.H)
 
     def time_backward(self, size, dtype):
+        self.CA.causal_attention_backward_fused(self.dout, self.q, self.k, self.v, self.att, self.H)
+
+    def time_backward_reference(self, size, dtype):
         self.CA.causal_attention_backward(self.dout, self.q, self.k, self.v, self.att, self.H)
 
 
