@@ -281,7 +281,7 @@ def run_metadata() -> dict:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
-        "versions": {p: _version(p) for p in ("microgpt", "numpy", "numba", "scipy", "llvmlite")},
+        "versions": {p: _version(p) for p in ("microgpt", "numpy", "numba", "scipy", "llvmlite", "torch")},
         "blas": blas_info(),
         "threads": thread_settings(),
         "git": git_commit(),
