@@ -146,7 +146,7 @@ class Batch:
         per_doc = 1.0 / (self.lengths.to(dtype) * docs_in_step)
         return torch.where(self.real, per_doc[:, None], torch.zeros((), dtype=dtype, device=self.real.device))
 
-    def doc_loss_sums(self, losses):
+    def doc_means(self, losses):
         """Each document's mean loss over its own positions (B,), padding left out."""
         return torch.where(self.real, losses, torch.zeros_like(losses)).sum(dim=1) / self.lengths.to(losses.dtype)
 
@@ -244,7 +244,7 @@ class TorchBackend(Backend):
                 loss, losses = self.model(self.loss_fn, batch.inputs, batch.targets,
                                           batch.weights(len(docs), self.dtype))
                 loss.backward()
-            loss_sum += batch.doc_loss_sums(losses).sum().to(torch.float64)
+            loss_sum += batch.doc_means(losses).sum().to(torch.float64)
         if self.dist:
             loss_sum = self.dist.sum(loss_sum)
         self.adam(lr, step)
@@ -285,7 +285,7 @@ class TorchBackend(Backend):
     def doc_losses(self, docs):
         batch = Batch(docs, self.cfg.model.block_size, self.bos, self.device)
         losses = position_losses(self.views(self.flat), self.cfg.model, batch.inputs, batch.targets)
-        return batch.doc_loss_sums(losses).tolist()
+        return batch.doc_means(losses).tolist()
 
     def doc_loss(self, tokens):
         return self.doc_losses([tokens])[0]
