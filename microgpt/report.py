@@ -422,7 +422,8 @@ def spread(run: dict) -> str:
 
 def compile_cell(run: dict) -> str:
     kind = run.get("compile_kind")
-    label = {"cache load": "cache load", "compiled": "compiled", "none": "nothing to compile"}.get(kind, "?")
+    label = {"cache load": "cache load", "compiled": "compiled", "none": "nothing to compile"}.get(
+        kind, "compile or cache load: an older sweep did not record which")
     return f"{run['compile_s']:.2f} s ({label})"
 
 
