@@ -11,7 +11,7 @@ import os
 
 from . import ROOT
 
-BACKENDS = ["python", "numpy", "numpy_batched", "fused"]
+BACKENDS = ["python", "numpy", "numpy_batched", "fused", "torch"]  # torch: skipped where not installed
 DTYPES = ["float64", "float32"]
 SCENARIOS = ["names", "alice"]
 # sequence length T, width C, heads H, vocabulary V: the two scenarios, and a size where BLAS pays

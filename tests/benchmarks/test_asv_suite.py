@@ -43,7 +43,7 @@ def test_kernel_benchmarks_run_on_their_first_parameters(cls):
 def test_params_are_the_same_whatever_is_installed():
     # skips happen in setup, so results line up across machines and commits
     assert training.TrainStep.params == (common.BACKENDS, common.DTYPES, common.SCENARIOS)
-    assert common.BACKENDS == ["python", "numpy", "numpy_batched", "fused"]
+    assert common.BACKENDS == ["python", "numpy", "numpy_batched", "fused", "torch"]
 
 
 @pytest.mark.parametrize("backend,dtype,scenario,why", [

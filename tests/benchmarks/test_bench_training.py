@@ -18,7 +18,7 @@ import pytest
 from microgpt.backends import get_backend_class, is_available
 from microgpt.perf import STEP_CHUNK, bench_experiment, flops_for_docs, step_positions
 
-ARRAY_BACKENDS = ["numpy", "numpy_batched", "fused"]
+ARRAY_BACKENDS = ["numpy", "numpy_batched", "fused", "torch"]
 # float64 backends follow the reference's order of operations closely; float32 rounds every op
 LOSS_TOL = {"float64": 1e-9, "float32": 2e-4}
 REF_STEPS = 3

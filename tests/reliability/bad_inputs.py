@@ -439,6 +439,8 @@ CASES = [
          r"--max-chars must be >= 0, got -1$"),
     Case(G, "`--chain --max-chars 0`", lambda w: w.gen_args("--chain", "--max-chars", "0", "-i", "ab"), 0, "",
          shows="the prompt alone", check=lambda w, out: _require(out == "ab\n")),
+    Case(G, "`--chain` without `--max-chars`", lambda w: w.gen_args("--chain", "--no-stop-at-bos", "--seed", "1"), 0,
+         "", shows="500 characters (the default `--max-chars`)", check=lambda w, out: _require(len(out) == 500 + 1)),
     Case(G, "`--chain --chain-context 4` (not below `block_size` 4)",
          lambda w: w.gen_args("--chain", "--chain-context", "4"), 1,
          r"--chain-context must be from 1 to block_size - 1 = 3 \(the context holds 4 tokens with BOS\), got 4$"),
