@@ -37,6 +37,13 @@ class Choice:
     reason: str
 
 
+def table_path() -> str:
+    """The shipped table, or the user's own sweep's through $MICROGPT_AUTO_TABLE."""
+    from .envvars import file_path
+
+    return file_path("MICROGPT_AUTO_TABLE") or TABLE
+
+
 def load_table(path: str | None = None) -> list[Row]:
     path = path or TABLE
     if not os.path.exists(path):

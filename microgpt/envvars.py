@@ -28,6 +28,8 @@ VARIABLES = {v.name: v for v in (
              "multiply-adds per call from which the numpy backend's attention kernel runs in parallel"),
     Variable("MICROGPT_CAUSAL_PARALLEL_MIN_SCORES", "a whole number >= 0",
              "score entries per call from which numpy_batched's causal attention runs in parallel"),
+    Variable("MICROGPT_AUTO_TABLE", "an existing file (scripts/scale_sweep.py --write-auto-table)",
+             "the measured table --backend auto chooses by, instead of the shipped one"),
     Variable("MICROGPT_HYPOTHESIS_PROFILE", "a profile of tests/reliability/reliability_support.PROFILES",
              "how many examples the fuzz tests try; the test suite only"),
 )}
@@ -87,11 +89,20 @@ def folder(name: str) -> str | None:
     return value
 
 
+def file_path(name: str) -> str | None:
+    """A file to read: it must exist (unlike a folder to look in, nothing else would say what is wrong)."""
+    value = _raw(name)
+    if value is not None and not os.path.isfile(value):
+        raise _bad(name, value, "is not a file")
+    return value
+
+
 def check_all() -> None:
     """Read every variable the package itself uses, so a bad one stops a command at once, whichever backend
     (the kernels read theirs only when a numpy backend is imported, and a python run would ignore them)."""
     folder("MICROGPT_DATA_DIR")
     flag("MICROGPT_OFFLINE")
     flag("MICROGPT_VERIFY_JIT")
+    file_path("MICROGPT_AUTO_TABLE")
     whole_number("MICROGPT_PARALLEL_MIN_WORK", 0)
     whole_number("MICROGPT_CAUSAL_PARALLEL_MIN_SCORES", 0)

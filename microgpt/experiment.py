@@ -8,15 +8,18 @@ so every one of them trains on the same documents from the same weights.
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass, field
 
+from .auto_choice import Choice, choose, load_table, table_path
 from .backends import get_backend_class, resolve_name
 from .backends.base import Backend
 from .config import Config
 from .data import Dataset, Tokenizer, load_dataset, split_train_val
 from .errors import MicrogptError
 from .params import init_weights, num_params
+from .schedule import docs_per_step
 
 
 @dataclass
@@ -29,14 +32,34 @@ class Experiment:
     val_tokens: list[list[int]]
     weights: dict  # the initial weights, {name: [[float]]}
     rng: random.Random  # positioned after the initialisation: sampling continues from here
+    auto: Choice | None = None  # what --backend auto chose and why, once a backend was made
     backend_options: dict = field(default_factory=dict)  # keyword arguments of one backend (torch: device, compile)
 
     @property
     def num_params(self) -> int:
         return num_params(self.cfg.model, self.tokenizer.vocab_size)
 
+    def choose_auto(self) -> Choice:
+        """What `--backend auto` trains this experiment with, and why (microgpt/auto_choice.py)."""
+        from .backends import available_backends
+        from .perf import flops_per_token, usable_cores
+
+        m, t = self.cfg.model, self.cfg.training
+        sample = self.train_tokens[:1000]
+        mean_positions = sum(min(m.block_size, len(d) - 1) for d in sample) / max(1, len(sample))
+        try:
+            threads = int(os.environ.get("NUMBA_NUM_THREADS") or usable_cores())
+        except ValueError:  # Numba itself refuses such a value, with its own message, when it starts
+            threads = usable_cores()
+        return choose(flops_per_token(m, self.tokenizer.vocab_size), docs_per_step(t) * mean_positions, t.dtype,
+                      threads, available_backends(), load_table(table_path()))
+
     def make_backend(self, name: str | None = None) -> Backend:
-        name = resolve_name(name or self.cfg.training.backend)
+        name = name or self.cfg.training.backend
+        if name == "auto":
+            self.auto = self.choose_auto()
+            name = self.auto.backend
+        name = resolve_name(name)
         cls = get_backend_class(name)
         dtype = self.cfg.training.dtype
         if dtype not in cls.dtypes:

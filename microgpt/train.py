@@ -264,6 +264,8 @@ def main(argv=None) -> int:
         t = cfg.training
         print(f"backend: {backend.name} ({t.dtype}), {t.batch_size} doc(s) x {t.grad_accum} accumulation per step, "
               f"{len(exp.train_tokens)} train / {len(exp.val_tokens)} val docs, data: {exp.dataset.source}")
+        if exp.auto is not None:
+            print(f"auto chose {exp.auto.backend}: {exp.auto.reason}")
         if 0 < start < total:
             print(f"resuming from step {start} of {total} ({output})")
     compile_s = backend.compile()

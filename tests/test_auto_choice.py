@@ -55,3 +55,22 @@ def test_a_broken_table_is_one_line(tmp_path):
     with pytest.raises(MicrogptError, match="not an auto-choice table"):
         load_table(str(bad))
     assert load_table(str(tmp_path / "missing.json")) == []
+
+
+def test_training_prints_what_auto_chose_and_why(tmp_path):
+    pytest.importorskip("numba")
+    from conftest import run_cli, shared_file
+
+    shared_file("names.txt")
+    table = tmp_path / "table.json"  # a made-up measurement in which numpy_batched wins at names' size
+    rows = [Row("numpy_batched", "float64", t, 2.5e4, 8, 9e4).__dict__ for t in (1, 2)]
+    rows += [Row("fused", "float64", t, 2.5e4, 8, 3e4).__dict__ for t in (1, 2)]
+    table.write_text(json.dumps({"rows": rows}))
+    r = run_cli(["-m", "microgpt.train", "--steps", "2", "--num-samples", "1", "-o", str(tmp_path / "m.json")],
+                env={"MICROGPT_AUTO_TABLE": str(table)})
+    assert r.returncode == 0, r.stderr
+    assert "backend: numpy_batched (float64)" in r.stdout
+    assert "auto chose numpy_batched: measured fastest at the nearest sweep point" in r.stdout
+    assert "3.00x fused" in r.stdout
+    saved = json.loads((tmp_path / "m.json").read_text())
+    assert saved["backend"] == "numpy_batched"
