@@ -599,7 +599,7 @@ def write_report(args, out_dir: str, inputs: dict, meta: dict) -> str:
     lines += ["## Headline", ""]
     if rows:
         lines += ["Training speed per backend (thread sweep; one document per step, the scenario's schedule). "
-                  "*1 thread*: OMP/OPENBLAS/MKL and NUMBA threads all 1. *best*: the fastest thread setting. "
+                  "*1 thread*: OMP/OPENBLAS/MKL and NUMBA threads all 1. "
                   "*last loss*: the loss of the run's last step (python runs fewer steps than the others). "
                   "*spread*: half the interquartile range of the 1-thread run's step times, as % of its median; "
                   "*best* is another thread setting only where its step times' interquartile range lies wholly "
