@@ -29,6 +29,7 @@ from ..kernels.fused_layers import RELU, RELU2
 from ..params import num_params, param_offsets, param_shapes, param_views
 from ..sampling import inverse_temperature, next_token
 from .base import Backend, Matrix
+from .numpy_batched import one_blas_thread
 
 # the most gradient buffers a step is split into; fixed, so the thread count cannot change the sums
 MAX_SLOTS = 8
@@ -105,6 +106,13 @@ class FusedBackend(Backend):
         # k > 1: the step's documents go through each layer together, in groups (kernels/fused_batch.py)
         self.groups = fused_batch.group_count(k, mc.block_size) if k > 1 else 1
         self.batch = fused_batch.new_batch(self.model, self.dtype, k) if k > 1 else None
+        if self.batch is not None:
+            # OpenBLAS's threads spin while they wait: on a 256/8/4/128 batch of 16 two of them made a step
+            # 2.5 s -> 12 s beside a busy core; threads pay one level up, over groups. Loaded here first, so
+            # that one_blas_thread finds scipy's OpenBLAS, which np.dot calls from compiled code
+            import scipy.linalg.cython_blas  # noqa: F401
+
+            one_blas_thread()
         self.slot_grads = np.zeros((self.groups, P) if self.groups > 1 else (1, 1), self.dtype)
         self.acts = fused_model.new_acts(self.model, self.dtype, 1)
         self.doc_losses = np.zeros(k, np.float64)
@@ -244,7 +252,10 @@ class FusedBackend(Backend):
         threads = self._use_threads()
         # k > 1: 2 documents of the tiny model's 2 positions make one group, 2 * GROUP_ROWS / 2 make two
         batch = 1 if self.per_step == 1 else fused_batch.GROUP_ROWS if threads else 2
-        probe = FusedBackend(tiny.replace("training", batch_size=batch, grad_accum=1), 3, weights, docs)
+        # a tame learning rate: the probe samples after its step, and the run's own (1e150, say) would make
+        # its logits inf and fail here, before training could say that it diverged
+        probe = FusedBackend(tiny.replace("training", batch_size=batch, grad_accum=1, learning_rate=0.01), 3,
+                             weights, docs)
         probe.train_steps(0, 1)
         if threads:  # the probe is too small to pick the threaded loop itself
             probe._run(probe.tokens, probe.offsets, 1, 1, probe.hyper, threads=True)

@@ -207,8 +207,10 @@ def one_blas_thread() -> bool:
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        # numpy's wheels rename the symbols (scipy_openblas_..._64_); plain OpenBLAS builds do not
-        for symbol in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "openblas_set_num_threads"):
+        # numpy's wheels rename the symbols (scipy_openblas_..._64_), scipy's (the BLAS of Numba's np.dot)
+        # without the 64_; plain OpenBLAS builds do not
+        for symbol in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                       "openblas_set_num_threads64_", "openblas_set_num_threads"):
             setter = getattr(lib, symbol, None)
             if setter is not None:
                 setter(1)
@@ -310,6 +312,9 @@ class NumpyBatchedBackend(Backend):
         g["wte"] += dwte
         g["wpe"][:dwpe.shape[0]] += dwpe
 
+    # A diverging run overflows somewhere before its loss stops being finite; the loss check then stops it with
+    # one line, which numpy's overflow warnings would bury (a decorator: it applies in every worker thread)
+    @np.errstate(over="ignore", invalid="ignore", divide="ignore")
     def train_batches(self, batches, docs_in_step, g, parallel=None):
         """Forward and backward of each batch of documents, gradients added to `g`; each document's loss."""
         doc_losses = []
