@@ -41,9 +41,11 @@ from .fused_train import _finish_slots, adam_step, slot_docs
 # documents already makes 2 groups for 2 threads
 GROUP_ROWS = 256
 MAX_GROUPS = 8
-# multiply-adds from which a product goes to BLAS, and the narrowest side BLAS is given
-BLAS_MIN_MACS = 1 << 21
-BLAS_MIN_SIDE = 64
+# multiply-adds from which a product goes to BLAS, and the narrowest side it is given: one-thread sgemm
+# and dgemm beat the register kernel 1.3-3.5x from (16, 16) x (16, 64) up to (1024, 256) x (256, 1024),
+# and tie at (16, 16) x (16, 16) (docs/fused.md, "Batches")
+BLAS_MIN_MACS = 1 << 14
+BLAS_MIN_SIDE = 16
 
 
 def group_count(k: int, block_size: int) -> int:
