@@ -181,6 +181,10 @@ class TorchBackend(Backend):
         torch.set_num_threads(self.threads)
         self.dtype = DTYPES[cfg.training.dtype]
         self.device = resolve_device(device, cfg.training.dtype)
+        if self.device.type == "cuda" and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+            # under torchrun each process of a machine takes its own GPU, before anything is put on one
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            self.device = torch.device("cuda", torch.cuda.current_device())
         self.shapes = param_shapes(cfg.model, vocab_size)
         self.names = list(self.shapes)
         self.offsets = param_offsets(self.shapes)
@@ -269,7 +273,8 @@ class TorchBackend(Backend):
             self.loss_fn = torch.compile(self._loss, dynamic=False)
             B = self.cfg.training.batch_size // (self.dist.world if self.dist else 1)
             batch = self._batch([[self.bos, self.bos]] * B)
-            scratch = self.flat.detach().clone().requires_grad_(True)  # the real weights stay untouched
+            # the real weights stay untouched; a Parameter like them, or the trace's guards would not match
+            scratch = torch.nn.Parameter(self.flat.detach().clone())
             loss, _ = self.loss_fn(scratch, batch.inputs, batch.targets, batch.weights(B, self.dtype))
             loss.backward()
         except Exception as e:  # inductor needs a C compiler (and Triton on GPUs); say which part failed
@@ -339,9 +344,6 @@ class DistributedRun:
         import torch.distributed as dist
 
         if not dist.is_initialized():
-            if backend.device.type == "cuda":
-                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-                backend.device = torch.device("cuda", torch.cuda.current_device())
             dist.init_process_group("nccl" if backend.device.type == "cuda" else "gloo")
         run = cls(dist.get_rank(), dist.get_world_size())
         run.check_setup(backend)
@@ -370,7 +372,8 @@ class DistributedRun:
     def wrap(self, params):
         from torch.nn.parallel import DistributedDataParallel
 
-        ddp = DistributedDataParallel(params)
+        device = params.flat.device
+        ddp = DistributedDataParallel(params, device_ids=[device.index] if device.type == "cuda" else None)
         ddp.register_comm_hook(None, _sum_gradients)
         return ddp
 
