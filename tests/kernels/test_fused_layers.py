@@ -428,6 +428,23 @@ def test_embedding_forward_and_backward_match_numpy(dtype):
         close(dwpe, want_wpe, dtype)
 
 
+def test_embedding_backward_is_the_gradient_of_the_forward():
+    rng = np.random.default_rng(15)
+    V, T, C, n = 4, 6, 5, 5
+    wte, wpe, g = rng.standard_normal((V, C)), rng.standard_normal((T, C)), rng.standard_normal((T, C))
+    tokens = np.array([1, 3, 1, 0, 1, 2], np.int32)
+
+    def loss():
+        x = np.zeros((T, C))
+        L.embedding_forward(x, tokens, wte, wpe, n)
+        return float(np.sum(x[:n] * g[:n]))
+
+    dwte, dwpe = np.zeros_like(wte), np.zeros_like(wpe)
+    L.embedding_backward(dwte, dwpe, g, tokens, n)
+    assert_fd(dwte, loss, wte)
+    assert_fd(dwpe, loss, wpe)
+
+
 # -- Adam ----------------------------------------------------------------------------------------
 
 
