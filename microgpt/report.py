@@ -8,6 +8,8 @@ with PNG plots beside it (and, with --latest, the same into reports/latest/):
     --pyperf    scripts/pyperf_train.py JSON files (mean +- std of one step, per file)
     --losses    loss curves per backend (scripts/make_report.py writes them)
     --asv       an asv results folder (default .asv/results when it exists): the latest run's training numbers
+    --scaling   scripts/scale_sweep.py JSON: the Scaling section (microgpt/scaling.py) and its plots
+    --quality   scripts/pareto.py JSON: the Quality per second section (microgpt/quality.py) and its plot
 
 The matmul peak behind MFU is the one the sweep probed before its runs (its
 `peaks_gflops`), or --peaks-json; the report never probes one itself, since a
@@ -40,6 +42,10 @@ PLOTS = {
     "kernels": "kernels.png",
     "gflops": "gflops.png",
     "losses": "loss_curves.png",
+    "scaling_cost": "scaling_cost.png",
+    "scaling_mfu": "scaling_mfu.png",
+    "roofline": "roofline.png",
+    "quality": "quality_per_second.png",
 }
 
 
@@ -612,14 +618,15 @@ def write_report(args, out_dir: str, inputs: dict, meta: dict) -> str:
     else:
         lines += ["No thread sweep given (--sweep).", ""]
 
-    lines += ["## Matmul peak (probed with the sweep)", ""]
+    if peaks or rows:
+        lines += ["## Matmul peak (probed with the sweep)", ""]
     if peaks:
         lines += table(["dtype", "1 BLAS thread", "all cores"],
                        [[d, fmt(p.get("1")), fmt(p.get("all"))] for d, p in peaks.items()])
         lines += ["", "GFLOP/s of one 1024×1024×1024 numpy matmul (the fastest of 9, after a warm-up), each in a "
                   "fresh process with the BLAS thread variables set, by `scripts/thread_sweep.py` before its runs "
                   "(or from `--peaks-json`).", ""]
-    else:
+    elif rows:
         lines += ["None: the sweep holds no `peaks_gflops` (an older sweep) and no `--peaks-json` was given, so MFU "
                   "is n/a. The report never probes the peak itself: it would measure another moment's machine.", ""]
     if rows:
@@ -700,12 +707,37 @@ def write_report(args, out_dir: str, inputs: dict, meta: dict) -> str:
         lines += asv_table(asv)
         lines.append("")
 
+    if args.scaling:
+        lines += scaling_lines(inputs[args.scaling], out_dir)
+    if args.quality:
+        lines += quality_lines(inputs[args.quality], out_dir)
+
     lines += ["## Reproduce", "", "```bash", *args.reproduce, "```", ""]
     lines += ["Raw inputs of this report are in `data/`.", ""]
     path = os.path.join(out_dir, "report.md")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
     return path
+
+
+def scaling_lines(doc: dict, out_dir: str) -> list[str]:
+    from . import scaling
+
+    _pyplot()  # the Agg backend, before scaling's plots import pyplot
+    drawn = {"cost": (scaling.plot_cost, PLOTS["scaling_cost"]), "mfu": (scaling.plot_mfu, PLOTS["scaling_mfu"]),
+             "roofline": (scaling.plot_roofline, PLOTS["roofline"])}
+    plots = {name: (file if draw(doc, os.path.join(out_dir, file)) else None) for name, (draw, file) in drawn.items()}
+    return scaling.section(doc, plots).splitlines() + [""]
+
+
+def quality_lines(doc: dict, out_dir: str) -> list[str]:
+    from . import quality
+
+    plot_file = None
+    if quality.front(doc):
+        quality.plot(doc, os.path.join(out_dir, PLOTS["quality"]))
+        plot_file = PLOTS["quality"]
+    return quality.section(doc, plot_file).splitlines() + [""]
 
 
 def report_dir_name(meta: dict) -> str:
@@ -733,6 +765,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--asv", default=default_asv, help="asv results folder (default .asv/results, if present)")
     p.add_argument("--peaks-json", help="use these peaks instead of the sweep's: {dtype: {'1': x, 'all': y}}, or a "
                    "report's data/peaks.json")
+    p.add_argument("--scaling", help="scripts/scale_sweep.py JSON (the Scaling section)")
+    p.add_argument("--quality", help="scripts/pareto.py JSON (the Quality per second section)")
     p.add_argument("--reports", default=os.path.join(ROOT, "reports"), help="where report folders go")
     p.add_argument("--latest", action="store_true", help="also copy the report to <reports>/latest/")
     p.add_argument("--reproduce", nargs="*", default=["python scripts/make_report.py --latest"],
@@ -742,16 +776,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if not (args.sweep or args.kernels or args.pyperf or args.losses):
-        print("nothing to report: give --sweep, --kernels, --pyperf or --losses (scripts/make_report.py runs "
-              "everything)", file=sys.stderr)
+    if not (args.sweep or args.kernels or args.pyperf or args.losses or args.scaling or args.quality):
+        print("nothing to report: give --sweep, --kernels, --pyperf, --losses, --scaling or --quality "
+              "(scripts/make_report.py runs everything)", file=sys.stderr)
         return 2
     try:
         check_folders(args.reports, args.latest)
     except MicrogptError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    inputs = {p: load_json(p) for p in [*args.sweep, args.kernels, *args.pyperf, args.losses] if p}
+    inputs = {p: load_json(p) for p in [*args.sweep, args.kernels, *args.pyperf, args.losses, args.scaling,
+                                        args.quality] if p}
     meta = perf.run_metadata()
     source_meta = inputs[args.sweep[0]]["metadata"] if args.sweep else meta  # where the numbers came from
     out_dir = os.path.join(args.reports, report_dir_name(source_meta))

@@ -14,7 +14,11 @@ In order, each tool in its own process:
 4. scripts/pyperf_train.py --fast, 1 thread (with --pyperf);
 5. asv's training benchmarks at HEAD, saved to .asv/results (with --asv);
 6. python -m microgpt.report on all of the above, the newest asv results in .asv/results
-   if there are any, and a matmul peak probe it runs itself.
+   if there are any, and the matmul peak the thread sweep probed before its runs.
+
+The long sweeps run apart (hours for the full grids) and are picked up when their results are
+in reports/latest/data/: scripts/scale_sweep.py's scale.json (or --quick's scale_quick.json)
+becomes the Scaling section, scripts/pareto.py's pareto.json the Quality per second section.
 
 --full is --pyperf --asv.
 
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -58,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "benchmarks (default 1)")
     p.add_argument("--skip-sweep", metavar="JSON", help="use this thread-sweep JSON instead of running the sweep")
     p.add_argument("--reports", default=os.path.join(ROOT, "reports"))
+    p.add_argument("--scaling", metavar="JSON", help="scripts/scale_sweep.py results for the Scaling section "
+                   "(default: reports/latest/data/scale.json, else scale_quick.json, when there)")
+    p.add_argument("--quality", metavar="JSON", help="scripts/pareto.py results for the Quality per second "
+                   "section (default: reports/latest/data/pareto.json, when there)")
     p.add_argument("--loss-worker", nargs=4, metavar=("BACKEND", "DTYPE", "STEPS", "OUT"), help=argparse.SUPPRESS)
     return p
 
@@ -119,6 +128,22 @@ def run_asv(quick: bool) -> None:
     run(cmd + (["-a", "repeat=1", "-a", "rounds=1"] if quick else []), what="asv training benchmarks")
 
 
+def found_sweep(reports: str, *names: str) -> str | None:
+    """The first of the long sweeps' result files that the latest report folder holds (they run apart, for hours)."""
+    for name in names:
+        path = os.path.join(reports, "latest", "data", name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def copy_into(path: str, work: str) -> str:
+    """A copy in the work folder: --latest replaces reports/latest/, where the original may lie."""
+    dest = os.path.join(work, os.path.basename(path))
+    shutil.copyfile(path, dest)
+    return dest
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.full:
@@ -171,6 +196,10 @@ def main(argv=None) -> int:
                        "--reproduce", *reproduce]
         if pyperf_files:
             report_args += ["--pyperf", *pyperf_files]
+        for flag, path in (("--scaling", args.scaling or found_sweep(args.reports, "scale.json", "scale_quick.json")),
+                           ("--quality", args.quality or found_sweep(args.reports, "pareto.json"))):
+            if path:
+                report_args += [flag, copy_into(path, work)]
         if args.latest:
             report_args.append("--latest")
         print("== report", flush=True)

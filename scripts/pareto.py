@@ -31,6 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from microgpt import checkpoint, perf  # noqa: E402
+from microgpt.quality import plot, print_table  # noqa: E402
 from microgpt.backends import available_backends, resolve_name  # noqa: E402
 from microgpt.cli import format_duration, run_main  # noqa: E402
 from microgpt.config import load_scenario  # noqa: E402
@@ -42,8 +43,6 @@ FULL_BUDGETS = (1, 3, 10, 30, 60, 180, 600)
 FULL_WIDTHS = (16, 32, 64, 128)
 QUICK_BUDGETS, QUICK_WIDTHS = (1, 3), (16, 32)
 TRAIN_EVAL_DOCS = 1000
-# test losses makemore's README reports for names.txt (its own split, so a guide, not a like-for-like figure)
-MAKEMORE_TEST_LOSSES = ((1.99, "makemore WaveNet, test 1.99"), (1.92, "makemore transformer, test ~1.92"))
 DEFAULT_OUT = os.path.join("reports", "latest", "data", "pareto.json")
 # the float64 recomputation of every point's losses: one backend, whichever trained the point
 EVAL_BACKENDS = ("numpy_batched", "python")
@@ -72,6 +71,7 @@ class Result:
     val_loss_f64: float | None = None  # recomputed from model.json in float64
     train_loss_f64: float | None = None
     num_params: int | None = None
+    data: str | None = None  # the dataset's source: names.txt and the census fallback are not comparable
 
 
 def parse_list(text: str, kind, flag: str) -> list:
@@ -158,11 +158,11 @@ def run_point(args, point: Point, workdir: str) -> Result:
         res.val_loss = float(m.group(1))
     if m := re.search(r"^compiled in ([\d.]+) s", out, re.M):
         res.compile_s = float(m.group(1))
-    res.val_loss_f64, res.train_loss_f64, res.num_params = recompute_losses(model, args.data)
+    res.val_loss_f64, res.train_loss_f64, res.num_params, res.data = recompute_losses(model, args.data)
     return res
 
 
-def recompute_losses(model_path: str, data: str | None) -> tuple[float, float, int]:
+def recompute_losses(model_path: str, data: str | None) -> tuple[float, float, int, str]:
     """Both losses of a saved model, in float64, on the run's own split: one code path for every backend."""
     ckpt = checkpoint.load(model_path)
     evaluator = next(b for b in EVAL_BACKENDS if b in available_backends())
@@ -171,7 +171,7 @@ def recompute_losses(model_path: str, data: str | None) -> tuple[float, float, i
     exp.weights = ckpt.weights
     backend = exp.make_backend()
     return (backend.eval_loss(exp.val_tokens), backend.eval_loss(exp.train_tokens[:TRAIN_EVAL_DOCS]),
-            exp.num_params)
+            exp.num_params, exp.dataset.source)
 
 
 def load_results(path: str) -> dict:
@@ -228,62 +228,6 @@ def main(argv=None) -> int:
         plot(doc, args.plot)
         print(f"wrote {args.plot}")
     return 0
-
-
-def front(doc: dict) -> dict:
-    """backend -> [(budget, best val loss over widths and threads, its point key)], by budget."""
-    best: dict = {}
-    for key, r in doc["points"].items():
-        if r["status"] != "ok":
-            continue
-        p = r["point"]
-        slot = best.setdefault(p["backend"], {})
-        have = slot.get(p["budget_s"])
-        if have is None or r["val_loss_f64"] < have[1]:
-            slot[p["budget_s"]] = (p["budget_s"], r["val_loss_f64"], key)
-    return {b: sorted(v.values()) for b, v in best.items()}
-
-
-def print_table(doc: dict) -> None:
-    print("| point | steps | wall s | val loss | train loss |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for key, r in sorted(doc["points"].items()):
-        if r["status"] != "ok":
-            print(f"| {key} | {r['status']} | | | |")
-            continue
-        print(f"| {key} | {r['steps']} | {r['wall_s']:.1f} | {r['val_loss_f64']:.4f} | {r['train_loss_f64']:.4f} |")
-
-
-def plot(doc: dict, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if not front(doc):
-        raise MicrogptError(f"--plot {path}: no point finished, nothing to draw")
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for backend, pts in sorted(front(doc).items()):
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=backend)
-    ax.set_xscale("log")
-    budgets = sorted({p[0] for pts in front(doc).values() for p in pts})
-    ax.set_xticks(budgets, [f"{b:g}" for b in budgets])
-    ax.minorticks_off()
-    for loss, name in MAKEMORE_TEST_LOSSES if doc.get("settings", {}).get("scenario") == "names" else ():
-        ax.axhline(loss, color="grey", linestyle=":", linewidth=1)
-        ax.annotate(name, (budgets[0], loss), fontsize=8, color="grey", va="bottom")
-    ax.set_xlabel("training budget (s, wall clock, compile excluded)")
-    ax.set_ylabel("validation loss (nats/char, float64 recomputation)")
-    s = doc.get("settings", {})
-    ax.set_title(f"{s.get('scenario', '?')}: best validation loss in a time budget\n"
-                 f"(best over widths and thread counts; {s.get('n_layer')} layers, batch {s.get('batch_size')}, "
-                 f"{s.get('dtype')})", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(title="backend")
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

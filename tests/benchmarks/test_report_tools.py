@@ -123,6 +123,33 @@ def headline_cells(text, start):
     return [c.strip() for c in row.strip("|").split("|")]
 
 
+def fake_scaling() -> dict:
+    """Two widths, two backends: enough for the Scaling section's three plots and its tables."""
+    def point(width, backend, tokens_per_s):
+        return {"status": "ok", "tokens_per_s": tokens_per_s, "tokens_per_s_p10": tokens_per_s * 0.9,
+                "tokens_per_s_p90": tokens_per_s * 1.1, "us_per_token": 1e6 / tokens_per_s,
+                "flops_per_token": 300.0 * width * width, "model_gflops_per_s": tokens_per_s * 300 * width * width / 1e9,
+                "window_s": 0.5, "steps_per_window": 20, "num_params": 12 * width * width,
+                "point": {"label": "centre" if width == 16 else f"n_embd={width}", "scenario": "names",
+                          "n_embd": width, "n_head": 4, "n_layer": 1, "block_size": 16, "batch_size": 4,
+                          "backend": backend, "dtype": "float32", "threads": 1}}
+    points = [point(w, b, t) for w, b, t in [(16, "fused", 9e4), (16, "torch", 2e4), (64, "fused", 3e4),
+                                             (64, "torch", 1.5e4)]]
+    return {"meta": {"cpu": "fake cpu", "usable_cores": 2}, "grid": {"centre": {}},
+            "roofs": {"matmul_gflops": {"float32": {"1": 50.0, "all": 90.0}}, "triad_gbytes_per_s": {"1": 5.0}},
+            "points": {f"{p['point']['label']}|{p['point']['backend']}": p for p in points}}
+
+
+def fake_quality() -> dict:
+    def point(budget, loss):
+        return {"status": "ok", "steps": int(100 * budget), "wall_s": budget, "val_loss_f64": loss,
+                "train_loss_f64": loss - 0.01, "data": "names.txt",
+                "point": {"backend": "fused", "n_embd": 32, "budget_s": budget, "threads": 1}}
+    return {"meta": {"cpu": "fake cpu"}, "settings": {"scenario": "names", "n_layer": 2, "n_head": 4,
+                                                      "batch_size": 32, "dtype": "float32"},
+            "points": {f"fused/C32/{b}s/t1": point(b, loss) for b, loss in [(1, 2.3), (10, 2.1)]}}
+
+
 def test_report_from_fixed_inputs(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
     never_probe(monkeypatch)
@@ -134,8 +161,12 @@ def test_report_from_fixed_inputs(tmp_path, monkeypatch):
         "commit_hash": "c0ffee0011", "env_name": "existing-py", "date": 1, "result_columns": ["result", "params"],
         "results": {"training.TrainStep.time_chunk": [[2.5e-3, float("nan")],
                                                      [["'numpy'", "'python'"], ["'float64'"], ["'names'"]]]}}))
+    scaling, quality = tmp_path / "scale.json", tmp_path / "pareto.json"
+    scaling.write_text(json.dumps(fake_scaling()))
+    quality.write_text(json.dumps(fake_quality()))
     code = report.main(["--sweep", str(sweep), "--kernels", str(kernels), "--losses", str(losses),
-                        "--asv", str(asv.parent), "--reports", str(reports), "--latest"])
+                        "--asv", str(asv.parent), "--scaling", str(scaling), "--quality", str(quality),
+                        "--reports", str(reports), "--latest"])
     assert code == 0
     out = reports / "2030-01-02-abcdef12"
     text = (out / "report.md").read_text()
@@ -143,6 +174,8 @@ def test_report_from_fixed_inputs(tmp_path, monkeypatch):
         assert 1000 < (out / png).stat().st_size < 200_000, png
         assert f"]({png})" in text
     assert (reports / "latest" / "report.md").read_text() == text
+    assert "| centre | 16/4/1/16 b4 | float32 | 1 | fused | 90,000 | torch | 4.50x |" in text
+    assert "| fused | 2.3000 | 2.1000 |" in text and "Data: names.txt" in text
     # headline: numpy float64 is 6,600 steps/s with 1 thread, 7,200 with blas 2 / numba 2, whose quartiles
     # (+-1 %) lie wholly below the 1-thread run's: a real thread effect. vs python: python's median 9.2 -> 783x
     cells = headline_cells(text, "| `numpy` float64")
