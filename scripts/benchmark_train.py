@@ -296,7 +296,8 @@ def report(r: dict) -> str:
         f"steps/s (median):       {r['steps_per_s']:,.1f}   ({fmt_time(r['median_step_s'])} per step, "
         f"mean {fmt_time(r['mean_step_s'])})",
         f"tokens/s:               {r['tokens_per_s']:,.0f}",
-        f"model GFLOP/s:          {r['model_gflops_per_s']:.3f}",
+        f"model GFLOP/s:          {r['model_gflops_per_s']:.3f}   (perf.flops_for_docs: 6 x matmul weights per "
+        "position + the causal half of the attention square)",
         f"full run estimate:      {fmt_time(r['full_run_estimate_s'])} for {r['full_run_steps']} steps "
         f"(median step x steps, compile excluded)",
         f"final loss:             {r['final_loss']:.4f}",
