@@ -220,8 +220,6 @@ def test_cli_20_steps_print_the_python_backends_lines(tmp_path, monkeypatch):
 
 def test_a_torch_trained_model_samples_the_same_on_fused_and_back(tmp_path, names_exp):
     pytest.importorskip("numba")
-    from equivalence import make_backend as make
-
     shared_file("names.txt")
     path = tmp_path / "torch.json"
     r = run_cli(["-m", "microgpt.train", "--backend", "torch", "--steps", "40", "--num-samples", "0",
@@ -234,7 +232,7 @@ def test_a_torch_trained_model_samples_the_same_on_fused_and_back(tmp_path, name
     on_fused, on_torch = load_backend(ckpt, "fused"), load_backend(ckpt, "torch", "cpu")
     assert assert_samples_agree(on_torch, on_fused, seed=7, num=30, temperature=0.8)
     # and back: a fused-trained model on torch
-    fused = make(names_exp, "fused")
+    fused = make_backend(names_exp, "fused")
     fused.train_steps(0, 40)
     back = TorchBackend(fused.cfg, names_exp.tokenizer.vocab_size, fused.get_weights(), threads=1)
     assert_samples_agree(fused, back, seed=8, num=30, temperature=0.8)
