@@ -203,8 +203,12 @@ def test_compiled_steps_equal_eager_ones(tiny_exp):
     eager = torch_backend(tiny_exp, batch_size=4)
     compiled = TorchBackend(eager.cfg, tiny_exp.tokenizer.vocab_size, tiny_exp.weights, tiny_exp.train_tokens,
                             compile=True, threads=1)
+    from torch._dynamo.utils import counters
+
     assert compiled.compile() > 0
+    graphs = counters["stats"]["unique_graphs"]
     assert_train_agree(eager, compiled, 5, 1e-12, 1e-15)
+    assert counters["stats"]["unique_graphs"] == graphs, "training traced again after compile()"
 
 
 # -- the command line -------------------------------------------------------------------
