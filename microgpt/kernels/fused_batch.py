@@ -12,9 +12,8 @@ of their positions, no padding:
 Every linear layer is then one (N, IN) x (IN, OUT) product and its weight
 gradient one (OUT, N) x (N, IN) product summed over all N rows in registers;
 only attention, which mixes positions of one document, runs document by
-document (on views of the group's rows). Large products go to BLAS
-(`np.dot`, the BLAS scipy ships) where `use_blas` says the register kernel
-loses; the small ones stay on `fused_layers.matmul_rows`.
+document (on views of the group's rows). The products are BLAS's (`np.dot`
+in compiled code calls the BLAS scipy ships), at every size.
 
 The group count depends on k and the block size alone (`group_count`), each group is computed
 by one thread into its own gradient buffer, and the groups are added in order
@@ -31,21 +30,16 @@ import numpy as np
 from numba import njit, prange
 
 from .fused_layers import (JIT, activation_backward, activation_forward, add_rows, attention_backward,
-                           attention_forward, embedding_backward, embedding_forward, matmul_rows, rmsnorm_backward,
+                           attention_forward, embedding_backward, embedding_forward, rmsnorm_backward,
                            rmsnorm_forward, round_up, softmax_xent_forward, transpose_into, zero_rows)
 from .fused_model import mat, offsets
-from .fused_simd import VECTOR_BYTES, matrix_view, skip, take, transposed, vload, vstore, vwidth
+from .fused_simd import VECTOR_BYTES, matrix_view, skip, take, vload, vstore, vwidth
 from .fused_train import _finish_slots, adam_step, slot_docs
 
 # rows (positions) a group holds at most: enough to fill the kernels' loops, and a step of 4 alice
 # documents already makes 2 groups for 2 threads
 GROUP_ROWS = 256
 MAX_GROUPS = 8
-# multiply-adds from which a product goes to BLAS, and the narrowest side it is given: one-thread sgemm
-# and dgemm beat the register kernel 1.3-3.5x from (16, 16) x (16, 64) up to (1024, 256) x (256, 1024),
-# and tie at (16, 16) x (16, 16) (docs/fused.md, "Batches")
-BLAS_MIN_MACS = 1 << 14
-BLAS_MIN_SIDE = 16
 
 
 def group_count(k: int, block_size: int) -> int:
@@ -111,62 +105,35 @@ def group(b, j):
 
 
 # -- products --------------------------------------------------------------------------------
-
-
-@njit(**JIT)
-def use_blas(rows, inner, cols):
-    """Whether BLAS beats the register kernel on a (rows, inner) x (inner, cols) product."""
-    return rows * inner * cols >= BLAS_MIN_MACS and min(rows, inner, cols) >= BLAS_MIN_SIDE
+#
+# All BLAS's (np.dot): in a one-thread sweep sgemm and dgemm ran 1.3-3.5x the register kernel
+# (fused_layers.matmul_rows) from (16, 16) x (16, 64) to (1024, 256) x (256, 1024), and tied at
+# (16, 16) x (16, 16) (docs/fused.md, "Batches"); with the kernel kept beside them for the small
+# products the batch loop took 36 s to compile instead of 20 (cold cache, load 2-3).
 
 
 @njit(**JIT)
 def linear_forward(y, x, wT, n):
     """y[:n] = x[:n] @ wT.  x (n, IN), wT (IN, OUT), y (n, OUT)."""
-    IN, OUT = wT.shape
-    if use_blas(n, IN, OUT):
-        np.dot(x[:n], wT, y[:n])
-    else:
-        matmul_rows(y, x, wT, n, IN, 0, OUT, False)
+    np.dot(x[:n], wT, y[:n])
 
 
 @njit(**JIT)
 def linear_backward(dx, dw, dy, x, w, n):
     """dx[:n] = dy[:n] @ w;  dw = dy[:n]^T @ x[:n] (written, not added).  w, dw (OUT, IN), dy (n, OUT)."""
-    OUT, IN = w.shape
-    if use_blas(n, OUT, IN):
-        np.dot(dy[:n], w, dx[:n])
-        np.dot(dy[:n].T, x[:n], dw)
-    else:
-        matmul_rows(dx, dy, w, n, OUT, 0, IN, False)
-        matmul_rows(dw, transposed(dy), x, OUT, n, 0, IN, False)
+    np.dot(dy[:n], w, dx[:n])
+    np.dot(dy[:n].T, x[:n], dw)
 
 
 @njit(**JIT)
-def head_forward(logitsT, w, xT):
-    """logitsT = w @ xT.  w (V, C), xT (C, Np), logitsT (V, Np): positions along the rows, in the lanes."""
-    V, C = w.shape
-    Np = xT.shape[1]
-    if use_blas(Np, C, V):
-        np.dot(w, xT, logitsT)
-    else:
-        matmul_rows(logitsT, w, xT, V, C, 0, Np, False)
-
-
-@njit(**JIT)
-def head_backward(dx, dw, dlogitsT, x, w, n):
+def head_backward(dx, dw, dlogitsT, x, w):
     """dx[:Np] = dlogitsT^T @ w;  dw = dlogitsT @ x[:Np].  dlogitsT (V, Np), zero in columns n..Np-1.
 
-    BLAS takes all Np columns (x's rows past n are finite, times an exact 0);
-    the register kernel stops at n.
+    All Np columns, whole vectors: x's rows past n are finite, times an exact 0.
     """
-    V, C = w.shape
     Np = dlogitsT.shape[1]
-    if use_blas(Np, V, C):
-        np.dot(dlogitsT.T, w, dx[:Np])
-        np.dot(dlogitsT, x[:Np], dw)
-    else:
-        matmul_rows(dx, transposed(dlogitsT), w, n, V, 0, C, False)
-        matmul_rows(dw, dlogitsT, x, V, n, 0, C, False)
+    np.dot(dlogitsT.T, w, dx[:Np])
+    np.dot(dlogitsT, x[:Np], dw)
 
 
 @njit(**JIT)
@@ -237,7 +204,7 @@ def group_forward(w, wT, model, b, tokens, offsets_, n_in, N):
     Np = round_up(N, vwidth(b.losses))
     xT, logitsT = matrix_view(b.xT, 0, C, Np), matrix_view(b.logitsT, 0, V, Np)
     transpose_into(xT, take(b.xs, L), 0, 0, N)
-    head_forward(logitsT, mat(w, o_lm, V, C), xT)
+    np.dot(mat(w, o_lm, V, C), xT, logitsT)  # (V, Np): positions along the rows, in the lanes
     softmax_xent_forward(b.losses, logitsT, b.targets, 0, N, V)
 
 
@@ -248,7 +215,7 @@ def group_backward(w, g, model, b, tokens, offsets_, n_in, N):
     o_wte, o_wpe, o_lm, _, _, _, _ = offsets(model, 0)
     logitsT = matrix_view(b.logitsT, 0, V, round_up(N, vwidth(b.losses)))
     xent_backward_scaled(logitsT, b.targets, b.dscale, N, V)
-    head_backward(b.dx, mat(g, o_lm, V, C), logitsT, take(b.xs, L), mat(w, o_lm, V, C), N)
+    head_backward(b.dx, mat(g, o_lm, V, C), logitsT, take(b.xs, L), mat(w, o_lm, V, C))
     for li in range(L - 1, -1, -1):
         _, _, _, o_qkv, o_wo, o_fc1, o_fc2 = offsets(model, li)
         qkv = take(b.qkv, li)
