@@ -14,6 +14,7 @@ tests hold every loss and weight to 1e-10 relative over whole runs.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import random
 import time
@@ -29,7 +30,6 @@ from ..kernels.fused_layers import RELU, RELU2
 from ..params import num_params, param_offsets, param_shapes, param_views
 from ..sampling import inverse_temperature, next_token
 from .base import Backend, Matrix
-from .numpy_batched import one_blas_thread
 
 # the most gradient buffers a step is split into; fixed, so the thread count cannot change the sums
 MAX_SLOTS = 8
@@ -50,6 +50,27 @@ def pack_docs(docs: list[list[int]], vocab_size: int) -> tuple[np.ndarray, np.nd
     if tokens.size and (tokens.min() < 0 or tokens.max() >= vocab_size):
         raise MicrogptError(f"token ids must be in 0..{vocab_size - 1}")
     return tokens.astype(np.int32), offsets
+
+
+def scipy_blas_one_thread() -> bool:
+    """One thread for scipy's OpenBLAS, the BLAS of np.dot in compiled code; whether it was found and set.
+
+    The batch path calls it from inside its own threads (NUMBA_NUM_THREADS, over
+    groups), so BLAS threads of its own only spin: with OMP_NUM_THREADS=2 and
+    2 Numba threads an alice batch-16 step took 848 ms instead of 17; with its
+    default 2 threads and 1 Numba thread a 256/8/4/128 step 12 s instead of
+    2.5 beside a busy core. Set whatever the BLAS thread variables say (they
+    still govern numpy's BLAS); process-wide.
+    """
+    from scipy.linalg import cython_blas
+
+    lib = ctypes.CDLL(cython_blas.__file__)  # its symbol lookups reach the OpenBLAS it links
+    for symbol in ("scipy_openblas_set_num_threads", "openblas_set_num_threads"):
+        setter = getattr(lib, symbol, None)
+        if setter is not None:
+            setter(1)
+            return True
+    return False
 
 
 def sample_token(logits: np.ndarray, exps: np.ndarray, temperature: float, rng) -> int:
@@ -107,12 +128,7 @@ class FusedBackend(Backend):
         self.groups = fused_batch.group_count(k, mc.block_size) if k > 1 else 1
         self.batch = fused_batch.new_batch(self.model, self.dtype, k) if k > 1 else None
         if self.batch is not None:
-            # OpenBLAS's threads spin while they wait: on a 256/8/4/128 batch of 16 two of them made a step
-            # 2.5 s -> 12 s beside a busy core; threads pay one level up, over groups. Loaded here first, so
-            # that one_blas_thread finds scipy's OpenBLAS, which np.dot calls from compiled code
-            import scipy.linalg.cython_blas  # noqa: F401
-
-            one_blas_thread()
+            scipy_blas_one_thread()
         self.slot_grads = np.zeros((self.groups, P) if self.groups > 1 else (1, 1), self.dtype)
         self.acts = fused_model.new_acts(self.model, self.dtype, 1)
         self.doc_losses = np.zeros(k, np.float64)

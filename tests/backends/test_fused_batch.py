@@ -82,3 +82,18 @@ def test_compile_runs_only_the_loop_the_run_uses(names_exp, monkeypatch):
     make_backend(names_exp, "fused").compile()
     make_backend(names_exp, "fused", batch_size=16).compile()
     assert called == ["train_loop", "batch_loop"]
+
+
+def test_the_batch_path_gives_scipys_blas_one_thread_whatever_the_variables_say(names_exp, monkeypatch):
+    # np.dot runs inside the groups' threads: BLAS threads of its own would only spin (a step 50x slower)
+    import ctypes
+
+    from scipy.linalg import cython_blas
+
+    lib = ctypes.CDLL(cython_blas.__file__)
+    if getattr(lib, "scipy_openblas_get_num_threads", None) is None:
+        pytest.skip("scipy's BLAS is not its bundled OpenBLAS")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    lib.scipy_openblas_set_num_threads(2)
+    make_backend(names_exp, "fused", batch_size=2)
+    assert lib.scipy_openblas_get_num_threads() == 1
