@@ -136,7 +136,8 @@ def train(exp: Experiment, backend, start: int, stop: int, args, signals: StopSi
     losses: list[float] = []
     step = start
     chunk = 1
-    while step < stop and signals.signum is None:
+    backend.stop_requested = lambda: signals.signum is not None  # under torchrun, the ranks agree on it
+    while step < stop and signals.signum is None and not backend.stopping:
         # run up to the next line to print, in chunks of ~0.1 s so signals are seen promptly
         target = min(stop, progress.next_stop(step + 1), step + chunk)
         t0 = time.perf_counter()
@@ -156,7 +157,7 @@ def train(exp: Experiment, backend, start: int, stop: int, args, signals: StopSi
                 raise TrainingDiverged(f"the loss became {loss} at step {step + i + 1}; stopped without saving"
                                        f"{kept} (lower training.learning_rate?)")
         losses += chunk_losses
-        step = target
+        step += len(chunk_losses)  # fewer than asked when the ranks of a torchrun job stop together
         progress.update(step, f"loss {chunk_losses[-1]:.4f}")
         chunk = max(1, min(10_000, int(chunk * min(4.0, 0.1 / max(dt, 1e-6)))))
     progress.close()

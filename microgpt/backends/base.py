@@ -42,6 +42,7 @@ class Backend(ABC):
     name = "?"
     dtypes = ("float64",)
     writes_checkpoints = True  # False on the ranks of a torchrun job other than 0
+    stopping = False  # True once the ranks of a torchrun job agreed to stop (one got Ctrl-C or SIGTERM)
 
     def __init__(self, cfg: Config, vocab_size: int, weights: dict[str, Matrix],
                  train_docs: list[list[int]] | None = None):

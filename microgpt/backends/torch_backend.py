@@ -197,6 +197,7 @@ class TorchBackend(Backend):
         self.use_compile = compile
         self.loss_fn = self._loss
         self.compile_seconds = 0.0
+        self.stop_requested = lambda: False  # the training loop replaces it (train.train)
         self.dist = DistributedRun.from_environment(self)
         self.model = self.dist.wrap(self.params) if self.dist else self.params
 
@@ -250,9 +251,22 @@ class TorchBackend(Backend):
                 loss.backward()
             loss_sum += batch.doc_means(losses).sum().to(torch.float64)
         if self.dist:
-            loss_sum = self.dist.sum(loss_sum)
+            # with the loss, whether any rank was asked to stop: all of them then stop after this step
+            flag = torch.tensor(float(self.stop_requested()), dtype=torch.float64, device=self.device)
+            loss_sum, stops = self.dist.sum(torch.stack([loss_sum, flag]))
+            self.stopping = bool(stops > 0)
         self.adam(lr, step)
         return float(loss_sum) / len(docs)
+
+    def train_steps(self, start, count):
+        if self.dist is None:
+            return super().train_steps(start, count)
+        losses = []
+        for step in range(start, start + count):
+            losses += super().train_steps(step, 1)
+            if self.stopping:
+                break
+        return losses
 
     @torch.no_grad()
     def adam(self, lr, step):

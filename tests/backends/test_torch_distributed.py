@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -117,3 +118,27 @@ def test_a_rank_that_dies_leaves_the_checkpoint_as_it_was(tmp_path):
     assert len(lines) <= 1 and all("another rank of the torchrun job stopped" in line for line in lines), r.stderr
     assert out.read_bytes() == before
     assert not [f for f in tmp_path.iterdir() if f.name != "model.json"]
+
+
+def test_sigterm_stops_every_rank_at_the_same_step_and_saves_it(tmp_path, names_exp):
+    # torchrun forwards the signal to both ranks; whichever sees it first, both stop after the same step
+    shared_file("names.txt")
+    out = tmp_path / "model.json"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
+           "--master-addr", "127.0.0.1", "--master-port", str(free_port()), "-m", "microgpt.train",
+           "--backend", "torch", "--batch-size", "2", "--steps", "100000", "--log-every", "1", "-o", str(out)]
+    env = cli_env({"GLOO_SOCKET_IFNAME": "lo", "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = [proc.stdout.readline() for _ in range(30)]  # the headers, then steps
+        assert any(line.startswith("step ") for line in seen), seen
+        proc.send_signal(signal.SIGTERM)
+        rest, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    saved = checkpoint.load(str(out)).train_state["step"]
+    assert f"SIGTERM: stopped after step {saved} of 100000; saved {out}" in stderr, stderr
+    printed = [line for line in "".join(seen).splitlines() + rest.splitlines() if line.startswith("step ")]
+    assert printed[-1].split(" / ")[0].split() == ["step", str(saved)]  # the last line printed is the step saved
+    _, want = one_process(names_exp, saved, 2, horizon=100000)
+    assert_weights_close(want, checkpoint.load(str(out)).weights, rtol=1e-9, atol=1e-15)
