@@ -137,7 +137,7 @@ def train(exp: Experiment, backend, start: int, stop: int, args, signals: StopSi
     step = start
     chunk = 1
     backend.stop_requested = lambda: signals.signum is not None  # under torchrun, the ranks agree on it
-    while step < stop and signals.signum is None and not backend.stopping:
+    while step < stop and signals.signum is None and not getattr(backend, "stopping", False):  # duck-typed too
         # run up to the next line to print, in chunks of ~0.1 s so signals are seen promptly
         target = min(stop, progress.next_stop(step + 1), step + chunk)
         t0 = time.perf_counter()
