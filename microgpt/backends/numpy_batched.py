@@ -315,9 +315,6 @@ class NumpyBatchedBackend(Backend):
     # A diverging run overflows somewhere before its loss stops being finite; the loss check then stops it with
     # one line, which numpy's overflow warnings would bury (a decorator: it applies in every worker thread)
     @np.errstate(over="ignore", invalid="ignore", divide="ignore")
-    # A diverging run overflows somewhere before its loss stops being finite; the loss check then stops it with
-    # one line, which numpy's overflow warnings would bury (a decorator: it applies in every worker thread)
-    @np.errstate(over="ignore", invalid="ignore", divide="ignore")
     def train_batches(self, batches, docs_in_step, g, parallel=None):
         """Forward and backward of each batch of documents, gradients added to `g`; each document's loss."""
         doc_losses = []

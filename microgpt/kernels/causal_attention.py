@@ -26,11 +26,12 @@ gradient. Everything compiles lazily (cache=True); nothing runs at import.
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 
 import numpy as np
 from numba import njit, prange
+
+from .. import envvars
 
 
 def _split_heads(x, n_head):
@@ -229,7 +230,7 @@ def _softmax_backward_parallel(datt, att):
 
 # Below this many score entries per call a parallel launch costs more than it saves
 # (docs/batched.md has the figures); above it, prange over (batch, head) pays.
-PARALLEL_MIN_SCORES = int(os.environ.get("MICROGPT_CAUSAL_PARALLEL_MIN_SCORES", 1 << 18))
+PARALLEL_MIN_SCORES = envvars.whole_number("MICROGPT_CAUSAL_PARALLEL_MIN_SCORES", 1 << 18)
 
 
 def _use_parallel(parallel, heads, Tq, Tk):
