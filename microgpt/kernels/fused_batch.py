@@ -10,16 +10,19 @@ of their positions, no padding:
     rows (N, C) --rmsnorm--> (N, C) --x wT--> (N, 3C) --attention per document--> (N, C) --x wT--> ...
 
 Every linear layer is then one (N, IN) x (IN, OUT) product and its weight
-gradient one (OUT, N) x (N, IN) product summed over all N rows in registers;
-only attention, which mixes positions of one document, runs document by
-document (on views of the group's rows). The products are BLAS's (`np.dot`
+gradient one (OUT, N) x (N, IN) product over all N rows; only attention,
+which mixes positions of one document, runs document by document (on views
+of the group's rows). The products are BLAS's (`np.dot`
 in compiled code calls the BLAS scipy ships), at every size.
 
 The group count depends on k and the block size alone (`group_count`), each group is computed
 by one thread into its own gradient buffer, and the groups are added in order
-0..G-1: the weights do not depend on the thread count. A matrix gets one
-product per group and step, so its gradient is written, not accumulated; only
-the embeddings' rows are sums over positions (zeroed first).
+0..G-1: the weights do not depend on the thread count. A group holds at most
+GROUP_ROWS // T documents at once (`new_batch`): a larger block (many
+accumulation steps) goes through in passes of equal size, so memory stays
+that of GROUP_ROWS positions per group, whatever grad_accum. The first pass
+writes a matrix's gradient, the later ones add theirs to it, in order; the
+embeddings' rows are sums over positions (zeroed by the first pass).
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ BATCH_SHAPES = {
     "dao": lambda V, C, H, L, T, Tp, D, R: (R, C),
     "daoT": lambda V, C, H, L, T, Tp, D, R: (C, Tp),
     "dS": lambda V, C, H, L, T, Tp, D, R: (T, Tp),
+    "dw": lambda V, C, H, L, T, Tp, D, R: (max(4 * C * C, V * C),),  # a later pass's weight gradient
 }
 Batch = namedtuple("Batch", list(BATCH_SHAPES))
 _INDEX_FIELDS = {"docs": np.int64, "starts": np.int64, "targets": np.int32}
@@ -88,7 +92,7 @@ def new_batch(model, dtype, k: int) -> Batch:
     V, C, H, L, T = model[:5]
     lanes = VECTOR_BYTES // np.dtype(dtype).itemsize
     G = group_count(k, T)
-    D = -(-k // G)
+    D = min(-(-k // G), max(1, GROUP_ROWS // T))  # documents of one pass
     Tp, R = round_up(T, lanes), round_up(D * T, lanes)
     return Batch(*(np.zeros((G,) + shape(V, C, H, L, T, Tp, D, R), _INDEX_FIELDS.get(name, dtype))
                    for name, shape in BATCH_SHAPES.items()))
@@ -101,7 +105,8 @@ def group(b, j):
         take(b.rstd0, j), take(b.xs, j), take(b.xn1, j), take(b.rstd1, j), take(b.qkv, j), take(b.qT, j),
         take(b.att, j), take(b.ao, j), take(b.xmid, j), take(b.xn2, j), take(b.rstd2, j), take(b.hpre, j),
         take(b.hact, j), take(b.xT, j), take(b.logitsT, j), take(b.losses, j), take(b.tmp, j), take(b.dx, j),
-        take(b.dxn, j), take(b.dh, j), take(b.dqkv, j), take(b.dao, j), take(b.daoT, j), take(b.dS, j))
+        take(b.dxn, j), take(b.dh, j), take(b.dqkv, j), take(b.dao, j), take(b.daoT, j), take(b.dS, j),
+        take(b.dw, j))
 
 
 # -- products --------------------------------------------------------------------------------
@@ -119,21 +124,32 @@ def linear_forward(y, x, wT, n):
 
 
 @njit(**JIT)
-def linear_backward(dx, dw, dy, x, w, n):
-    """dx[:n] = dy[:n] @ w;  dw = dy[:n]^T @ x[:n] (written, not added).  w, dw (OUT, IN), dy (n, OUT)."""
-    np.dot(dy[:n], w, dx[:n])
-    np.dot(dy[:n].T, x[:n], dw)
+def weight_grad(dw, dyT, x, scratch, accumulate):
+    """dw (+)= dyT @ x.  dw (OUT, IN), dyT (OUT, n), x (n, IN); scratch holds the product when adding."""
+    if accumulate:
+        product = matrix_view(scratch, 0, dw.shape[0], dw.shape[1])
+        np.dot(dyT, x, product)  # BLAS only writes its result
+        dw += product
+    else:
+        np.dot(dyT, x, dw)
 
 
 @njit(**JIT)
-def head_backward(dx, dw, dlogitsT, x, w):
-    """dx[:Np] = dlogitsT^T @ w;  dw = dlogitsT @ x[:Np].  dlogitsT (V, Np), zero in columns n..Np-1.
+def linear_backward(dx, dw, dy, x, w, n, scratch, accumulate):
+    """dx[:n] = dy[:n] @ w;  dw (+)= dy[:n]^T @ x[:n].  w, dw (OUT, IN), dy (n, OUT)."""
+    np.dot(dy[:n], w, dx[:n])
+    weight_grad(dw, dy[:n].T, x[:n], scratch, accumulate)
+
+
+@njit(**JIT)
+def head_backward(dx, dw, dlogitsT, x, w, scratch, accumulate):
+    """dx[:Np] = dlogitsT^T @ w;  dw (+)= dlogitsT @ x[:Np].  dlogitsT (V, Np), zero in columns n..Np-1.
 
     All Np columns, whole vectors: x's rows past n are finite, times an exact 0.
     """
     Np = dlogitsT.shape[1]
     np.dot(dlogitsT.T, w, dx[:Np])
-    np.dot(dlogitsT, x[:Np], dw)
+    weight_grad(dw, dlogitsT, x[:Np], scratch, accumulate)
 
 
 @njit(**JIT)
@@ -209,32 +225,36 @@ def group_forward(w, wT, model, b, tokens, offsets_, n_in, N):
 
 
 @njit(**JIT)
-def group_backward(w, g, model, b, tokens, offsets_, n_in, N):
-    """Writes d(sum of dscale * position loss)/d(weights) into g; needs group_forward's buffers."""
+def group_backward(w, g, model, b, tokens, offsets_, n_in, N, accumulate):
+    """d(sum of dscale * position loss)/d(weights) into g, added where `accumulate`; needs group_forward's buffers."""
     V, C, H, L, T, act, scale = model
     o_wte, o_wpe, o_lm, _, _, _, _ = offsets(model, 0)
     logitsT = matrix_view(b.logitsT, 0, V, round_up(N, vwidth(b.losses)))
     xent_backward_scaled(logitsT, b.targets, b.dscale, N, V)
-    head_backward(b.dx, mat(g, o_lm, V, C), logitsT, take(b.xs, L), mat(w, o_lm, V, C))
+    head_backward(b.dx, mat(g, o_lm, V, C), logitsT, take(b.xs, L), mat(w, o_lm, V, C), b.dw, accumulate)
     for li in range(L - 1, -1, -1):
         _, _, _, o_qkv, o_wo, o_fc1, o_fc2 = offsets(model, li)
         qkv = take(b.qkv, li)
         # MLP: x_out = fc2(act(fc1(rmsnorm(xmid)))) + xmid, b.dx = d x_out
-        linear_backward(b.dh, mat(g, o_fc2, C, 4 * C), b.dx, take(b.hact, li), mat(w, o_fc2, C, 4 * C), N)
+        linear_backward(b.dh, mat(g, o_fc2, C, 4 * C), b.dx, take(b.hact, li), mat(w, o_fc2, C, 4 * C), N,
+                        b.dw, accumulate)
         activation_backward(b.dh, b.dh, take(b.hpre, li), N, act)
-        linear_backward(b.dxn, mat(g, o_fc1, 4 * C, C), b.dh, take(b.xn2, li), mat(w, o_fc1, 4 * C, C), N)
+        linear_backward(b.dxn, mat(g, o_fc1, 4 * C, C), b.dh, take(b.xn2, li), mat(w, o_fc1, 4 * C, C), N,
+                        b.dw, accumulate)
         rmsnorm_backward(b.dx, b.dxn, take(b.xn2, li), take(b.rstd2, li), N)  # b.dx is now d xmid
         # attention: xmid = wo(attention(rmsnorm(x))) + x
-        linear_backward(b.dao, mat(g, o_wo, C, C), b.dx, take(b.ao, li), mat(w, o_wo, C, C), N)
+        linear_backward(b.dao, mat(g, o_wo, C, C), b.dx, take(b.ao, li), mat(w, o_wo, C, C), N, b.dw, accumulate)
         for i in range(n_in):
             r0 = b.starts[i]
             attention_backward(skip(b.dqkv, r0), b.dS, b.daoT, skip(b.dao, r0), take(take(b.att, i), li),
                                take(take(b.qT, i), li), skip(qkv, r0), b.starts[i + 1] - r0, H, scale)
-        linear_backward(b.dxn, mat(g, o_qkv, 3 * C, C), b.dqkv, take(b.xn1, li), mat(w, o_qkv, 3 * C, C), N)
+        linear_backward(b.dxn, mat(g, o_qkv, 3 * C, C), b.dqkv, take(b.xn1, li), mat(w, o_qkv, 3 * C, C), N,
+                        b.dw, accumulate)
         rmsnorm_backward(b.dx, b.dxn, take(b.xn1, li), take(b.rstd1, li), N)  # b.dx: d x entering the layer
     zero_rows(b.dxn, N)
     rmsnorm_backward(b.dxn, b.dx, take(b.xs, 0), b.rstd0, N)
-    g[o_wte:o_lm] = 0  # wte and wpe, adjacent: sums over positions, the only gradients that accumulate
+    if not accumulate:
+        g[o_wte:o_lm] = 0  # wte and wpe, adjacent: sums over positions, added to row by row
     dwte, dwpe = mat(g, o_wte, V, C), mat(g, o_wpe, T, C)
     for i in range(n_in):
         r0 = b.starts[i]
@@ -247,15 +267,19 @@ def train_group(j, w, wT, grads, batch, model, tokens, offsets_, first, k, doc_l
     G = grads.shape[0]
     b = group(batch, j)
     lo, hi = slot_docs(j, G, k)
-    N = gather(b, tokens, offsets_, first, lo, hi, model[4], k)
-    group_forward(w, wT, model, b, tokens, offsets_, hi - lo, N)
+    passes = -(-(hi - lo) // b.docs.shape[0])
     zero = b.losses.dtype.type(0)
-    for i in range(hi - lo):
-        total = zero
-        for t in range(b.starts[i], b.starts[i + 1]):
-            total += b.losses[t]
-        doc_losses[lo + i] = b.losses.dtype.type(1.0 / (b.starts[i + 1] - b.starts[i])) * total
-    group_backward(w, take(grads, j), model, b, tokens, offsets_, hi - lo, N)
+    for p in range(passes):
+        p0, p1 = slot_docs(p, passes, hi - lo)  # equal passes, none over the buffers' documents
+        p0, p1 = lo + p0, lo + p1
+        N = gather(b, tokens, offsets_, first, p0, p1, model[4], k)
+        group_forward(w, wT, model, b, tokens, offsets_, p1 - p0, N)
+        for i in range(p1 - p0):
+            total = zero
+            for t in range(b.starts[i], b.starts[i + 1]):
+                total += b.losses[t]
+            doc_losses[p0 + i] = b.losses.dtype.type(1.0 / (b.starts[i + 1] - b.starts[i])) * total
+        group_backward(w, take(grads, j), model, b, tokens, offsets_, p1 - p0, N, p > 0)
 
 
 @njit(**JIT)

@@ -48,6 +48,13 @@ def test_a_wider_model_in_two_groups_matches_numpy_batched(alice_exp):
     assert_train_agree(ref, cand, 3, RTOL, ATOL)
 
 
+def test_many_documents_a_group_go_through_in_passes_of_bounded_memory(alice_exp):
+    # 32 documents of 128 positions: 8 groups of 4, each in 2 passes of 2 documents (GROUP_ROWS = 256 positions)
+    ref, cand = _pair(alice_exp, batch_size=4, grad_accum=8)
+    assert cand.groups == 8 and cand.batch.docs.shape[1] == 2 and cand.batch.emb.shape[1] == fused_batch.GROUP_ROWS
+    assert_train_agree(ref, cand, 2, RTOL, ATOL)
+
+
 @pytest.mark.parametrize("scenario, batch_size", [("names", 40), ("alice", 16)])
 def test_threaded_batch_loop_gives_the_serial_loops_numbers(request, scenario, batch_size):
     exp = request.getfixturevalue(f"{scenario}_exp")
