@@ -1,7 +1,9 @@
 """The fused backend: forward, backward and Adam compiled with Numba, many steps per call.
 
 `train_steps(start, count)` is one call into compiled code that runs all
-`count` steps (microgpt/kernels/fused_train.py): the training documents were
+`count` steps (microgpt/kernels/fused_train.py for one document a step,
+fused_batch.py for more: each layer one BLAS product per group of documents,
+threads over groups): the training documents were
 packed once into an int32 token array with offsets, every buffer was
 allocated here, and Python wakes up only when the call returns. The model's
 arithmetic is in microgpt/kernels/fused_model.py and fused_layers.py, on
@@ -31,7 +33,8 @@ from ..params import num_params, param_offsets, param_shapes, param_views
 from ..sampling import inverse_temperature, next_token
 from .base import Backend, Matrix
 
-# the most gradient buffers a step is split into; fixed, so the thread count cannot change the sums
+# the slots of fused_train's per-document loop for k > 1 (its tests); the backend runs k > 1 on
+# fused_batch's groups
 MAX_SLOTS = 8
 # below this many multiply-adds per step, waking a second thread costs more than it saves
 MIN_PARALLEL_WORK = 2_000_000
