@@ -145,7 +145,7 @@ def linear_backward(dx, dw, dy, x, w, n, scratch, accumulate):
 def head_backward(dx, dw, dlogitsT, x, w, scratch, accumulate):
     """dx[:Np] = dlogitsT^T @ w;  dw (+)= dlogitsT @ x[:Np].  dlogitsT (V, Np), zero in columns n..Np-1.
 
-    All Np columns, whole vectors: x's rows past n are finite, times an exact 0.
+    All Np columns, whole vectors: x's rows past n are zero (group_forward), dlogitsT's columns too.
     """
     Np = dlogitsT.shape[1]
     np.dot(dlogitsT.T, w, dx[:Np])
@@ -220,6 +220,7 @@ def group_forward(w, wT, model, b, tokens, offsets_, n_in, N):
     Np = round_up(N, vwidth(b.losses))
     xT, logitsT = matrix_view(b.xT, 0, C, Np), matrix_view(b.logitsT, 0, V, Np)
     transpose_into(xT, take(b.xs, L), 0, 0, N)
+    zero_rows(skip(take(b.xs, L), N), Np - N)  # head_backward's BLAS reads them: 0, not an old step's rows
     np.dot(mat(w, o_lm, V, C), xT, logitsT)  # (V, Np): positions along the rows, in the lanes
     softmax_xent_forward(b.losses, logitsT, b.targets, 0, N, V)
 
