@@ -282,6 +282,7 @@ def main(argv=None) -> int:
             saves = step > start or resumed is None  # a resume with no step left rewrites nothing
             if saves and backend.writes_checkpoints:  # under torchrun, rank 0 only
                 checkpoint.save_or_rescue(output, make_checkpoint(exp, backend, step))
+            backend.checkpoint_written()
         except KeyboardInterrupt:  # a second signal: stop at once; a save it cut short left the old file whole
             signum = signals.signum or signal.SIGINT
             where = f"{output} holds the last completed save" if os.path.exists(output) else "nothing was saved"

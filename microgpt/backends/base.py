@@ -105,6 +105,9 @@ class Backend(ABC):
     def set_adam(self, m: dict[str, Matrix], v: dict[str, Matrix]) -> None:
         ...
 
+    def checkpoint_written(self) -> None:
+        """Called in every process once the run's checkpoint is written (by whichever process writes it)."""
+
     def compile(self) -> float:
         """Compile whatever needs compiling before timing starts; seconds spent."""
         return 0.0

@@ -218,6 +218,14 @@ class TorchBackend(Backend):
     def writes_checkpoints(self) -> bool:
         return self.dist is None or self.dist.rank == 0
 
+    def checkpoint_written(self):
+        # the other ranks wait for rank 0's save: one that exited first would have torchrun signal rank 0 again,
+        # and a second signal cuts a save short (train.StopSignal)
+        if self.dist is not None:
+            import torch.distributed as dist
+
+            dist.barrier()
+
     def _batch(self, docs):
         # compiled code is traced for one shape: pad every batch to the full context, which changes no number
         width = self.cfg.model.block_size if self.use_compile else None
