@@ -8,7 +8,6 @@ so every one of them trains on the same documents from the same weights.
 
 from __future__ import annotations
 
-import os
 import random
 from dataclasses import dataclass, field
 
@@ -42,17 +41,13 @@ class Experiment:
     def choose_auto(self) -> Choice:
         """What `--backend auto` trains this experiment with, and why (microgpt/auto_choice.py)."""
         from .backends import available_backends
-        from .perf import flops_per_token, usable_cores
+        from .perf import configured_threads, flops_per_token
 
         m, t = self.cfg.model, self.cfg.training
         sample = self.train_tokens[:1000]
         mean_positions = sum(min(m.block_size, len(d) - 1) for d in sample) / max(1, len(sample))
-        try:
-            threads = int(os.environ.get("NUMBA_NUM_THREADS") or usable_cores())
-        except ValueError:  # Numba itself refuses such a value, with its own message, when it starts
-            threads = usable_cores()
         return choose(flops_per_token(m, self.tokenizer.vocab_size), docs_per_step(t) * mean_positions, t.dtype,
-                      threads, available_backends(), load_table(table_path()))
+                      configured_threads(), available_backends(), load_table(table_path()))
 
     def make_backend(self, name: str | None = None) -> Backend:
         name = name or self.cfg.training.backend

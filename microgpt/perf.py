@@ -271,6 +271,26 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def configured_threads() -> int:
+    """NUMBA_NUM_THREADS when set to a positive count, else every usable core: the count a run's threads follow."""
+    value = os.environ.get("NUMBA_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else usable_cores()
+
+
+def thread_env(threads: int) -> dict:
+    """The variables that give a child process `threads` BLAS and Numba threads (set alike, so none is left over)."""
+    return {**{var: str(threads) for var in BLAS_VARS}, "NUMBA_NUM_THREADS": str(threads)}
+
+
+def percentile(values, q: float) -> float:
+    """Linear-interpolated q-quantile (0..1) of `values`."""
+    s = sorted(values)
+    x = q * (len(s) - 1)
+    lo = int(x)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (x - lo)
+
+
 def run_metadata() -> dict:
     """Everything a result needs to be compared with another: machine, libraries, threads, commit, date."""
     return {

@@ -62,16 +62,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Linear-interpolated q-quantile (0..1) of an already sorted list."""
-    if len(sorted_values) == 1:
-        return sorted_values[0]
-    x = q * (len(sorted_values) - 1)
-    lo = int(x)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (x - lo)
-
-
 def tenths(step_times: list[float]) -> list[dict]:
     """p10/p50/p90 of each tenth of the timed steps, in order (fewer parts for short runs)."""
     parts = min(10, len(step_times))
@@ -79,8 +69,8 @@ def tenths(step_times: list[float]) -> list[dict]:
     for i in range(parts):
         lo, hi = i * len(step_times) // parts, (i + 1) * len(step_times) // parts
         chunk = sorted(step_times[lo:hi])
-        out.append({"steps": [lo, hi], "p10": percentile(chunk, 0.1), "p50": percentile(chunk, 0.5),
-                    "p90": percentile(chunk, 0.9)})
+        out.append({"steps": [lo, hi], "p10": perf.percentile(chunk, 0.1), "p50": perf.percentile(chunk, 0.5),
+                    "p90": perf.percentile(chunk, 0.9)})
     return out
 
 
@@ -143,7 +133,7 @@ def benchmark(args) -> dict:
         "compile_s": compile_s, "compile_kind": perf.compile_kind(cache), "numba_cache": cache,
         "median_step_s": median, "mean_step_s": total_time / len(step_times),
         # the spread of the timed chunks: the report claims a thread effect only beyond it
-        "p25_step_s": percentile(sorted(step_times), 0.25), "p75_step_s": percentile(sorted(step_times), 0.75),
+        "p25_step_s": perf.percentile(step_times, 0.25), "p75_step_s": perf.percentile(step_times, 0.75),
         "steps_per_s": 1.0 / median,
         "tokens_per_s": tokens / total_time,
         "model_gflops_per_s": flops / total_time / 1e9,

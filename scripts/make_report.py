@@ -43,7 +43,7 @@ from microgpt import perf, report  # noqa: E402
 from microgpt.backends import REGISTRY, get_backend_class, is_available  # noqa: E402
 from microgpt.errors import MicrogptError  # noqa: E402
 
-THREAD_ONE = {var: "1" for var in perf.BLAS_VARS + ("NUMBA_NUM_THREADS",)}
+THREAD_ONE = perf.thread_env(1)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -123,12 +123,6 @@ def point_config(args, width: int) -> dict:
     return d
 
 
-def thread_env(threads: int) -> dict:
-    env = {var: str(threads) for var in perf.BLAS_VARS}
-    env["NUMBA_NUM_THREADS"] = str(threads)
-    return env
-
-
 def run_point(args, point: Point, workdir: str) -> Result:
     config = os.path.join(workdir, f"{point.key.replace('/', '_')}.json")
     with open(config, "w") as f:
@@ -138,7 +132,7 @@ def run_point(args, point: Point, workdir: str) -> Result:
            "--time-budget", f"{point.budget_s:g}", "--quiet", "-o", model]
     if args.data:
         cmd += ["--data", args.data]
-    env = {**os.environ, **thread_env(point.threads), "PYTHONPATH": ROOT}
+    env = {**os.environ, **perf.thread_env(point.threads), "PYTHONPATH": ROOT}
     # the run's own budget plus room for compiling, loading data and the validation pass
     limit = point.budget_s * 3 + 300
     try:

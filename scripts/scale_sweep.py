@@ -36,10 +36,10 @@ PROCESS_START = time.perf_counter()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from microgpt import auto_choice, perf  # noqa: E402
+from microgpt import auto_choice, params, perf  # noqa: E402
 from microgpt.backends import REGISTRY, is_available  # noqa: E402
 from microgpt.cli import format_duration, run_main  # noqa: E402
-from microgpt.config import DTYPES, load_scenario, scenario_names  # noqa: E402
+from microgpt.config import DTYPES, ModelConfig, load_scenario, scenario_names  # noqa: E402
 from microgpt.errors import MicrogptError  # noqa: E402
 from microgpt.output_path import check_file, write_json  # noqa: E402
 
@@ -177,9 +177,8 @@ def resolved_size(spec: dict) -> dict:
 
 def num_params(spec: dict) -> int:
     s = resolved_size(spec)
-    C, L, T = s["n_embd"], s["n_layer"], s["block_size"]
-    V = 80  # a bound on both scenarios' vocabularies: only used to cap the python backend
-    return 2 * V * C + T * C + L * 12 * C * C
+    model = ModelConfig(n_embd=s["n_embd"], n_head=s["n_head"], n_layer=s["n_layer"], block_size=s["block_size"])
+    return params.num_params(model, 80)  # 80: a bound on both scenarios' vocabularies, only to cap python
 
 
 def points(grid: dict) -> tuple[list[Point], dict]:
@@ -227,14 +226,6 @@ def make_backend(p: Point, exp):
     return get_backend_class(name)(exp.cfg, exp.tokenizer.vocab_size, exp.weights, exp.train_tokens, **options)
 
 
-def percentile(values: list[float], q: float) -> float:
-    s = sorted(values)
-    x = q * (len(s) - 1)
-    lo = int(x)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (x - lo)
-
-
 def measure_point(p: Point, window_s: float, windows: int, cap_s: float) -> dict:
     """Run in the point's own process: the figures of one point."""
     import resource
@@ -280,8 +271,8 @@ def measure_point(p: Point, window_s: float, windows: int, cap_s: float) -> dict
     median = statistics.median(rates)
     return {
         "status": "ok",
-        "tokens_per_s": median, "tokens_per_s_p10": percentile(rates, 0.1),
-        "tokens_per_s_p90": percentile(rates, 0.9),
+        "tokens_per_s": median, "tokens_per_s_p10": perf.percentile(rates, 0.1),
+        "tokens_per_s_p90": perf.percentile(rates, 0.9),
         "us_per_token": 1e6 / median,
         "flops_per_token": flops / tokens,
         "model_gflops_per_s": median * flops / tokens / 1e9,
@@ -294,12 +285,8 @@ def measure_point(p: Point, window_s: float, windows: int, cap_s: float) -> dict
     }
 
 
-def thread_env(threads: int) -> dict:
-    return {**{var: str(threads) for var in perf.BLAS_VARS}, "NUMBA_NUM_THREADS": str(threads)}
-
-
 def run_in_process(p: Point, grid: dict, extra_env: dict | None = None) -> dict:
-    env = {**os.environ, **thread_env(p.threads), "PYTHONPATH": ROOT, **(extra_env or {})}
+    env = {**os.environ, **perf.thread_env(p.threads), "PYTHONPATH": ROOT, **(extra_env or {})}
     cmd = [sys.executable, os.path.abspath(__file__), "--run-point", json.dumps(asdict(p)),
            "--window-s", str(grid["window_s"]), "--windows", str(grid["windows"]),
            "--cap-s", str(grid["point_cap_s"])]
@@ -330,7 +317,7 @@ def measure_roofs() -> dict:
     roofs = {"matmul_gflops": peaks, "triad_gbytes_per_s": {}}
     cores = perf.usable_cores()
     for threads in sorted({1, cores}):
-        env = {**os.environ, **thread_env(threads), "PYTHONPATH": ROOT}
+        env = {**os.environ, **perf.thread_env(threads), "PYTHONPATH": ROOT}
         code = f"from microgpt.bandwidth import triad_gbytes_per_s; print(triad_gbytes_per_s({threads}))"
         proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
         if proc.returncode:

@@ -172,3 +172,12 @@ def test_numba_cache_stats_tell_a_compile_from_a_cache_load(tmp_path):
 def test_compile_kind_without_numba_work():
     assert perf.compile_kind(None) == perf.compile_kind({"hits": 0, "misses": 0}) == "none"
     assert perf.compile_kind({"hits": 5, "misses": 1}) == "compiled"
+
+
+def test_percentile_interpolates_and_thread_env_sets_every_variable():
+    from microgpt import perf
+
+    assert perf.percentile([3.0, 1.0, 2.0], 0.5) == 2.0 and perf.percentile([1.0, 2.0], 0.25) == 1.25
+    assert perf.percentile([7.0], 0.9) == 7.0
+    env = perf.thread_env(2)
+    assert set(env) == set(perf.BLAS_VARS) | {"NUMBA_NUM_THREADS"} and set(env.values()) == {"2"}
