@@ -124,8 +124,11 @@ def _axes(plt, title, xlabel, ylabel):
     return fig, ax
 
 
-def _save(plt, fig, ax, path, xlog: int, ylog: bool, legend: str | None) -> bool:
+def _save(plt, fig, ax, path, xlog: int, ylog: bool, legend: str | None, xticks=None) -> bool:
     ax.set_xscale("log", base=xlog)
+    if xticks:  # the measured values themselves, not powers of the base
+        ax.set_xticks(xticks, [f"{v:g}" for v in xticks])
+        ax.minorticks_off()
     if ylog:
         ax.set_yscale("log")
     ax.legend(title=legend, fontsize=8)
@@ -160,11 +163,12 @@ def plot_mfu(doc: dict, path: str, dtype: str = "float32", threads: int = 1) -> 
     if not series or peak_gflops(doc, dtype, threads) is None:
         return False
     peak = peak_gflops(doc, dtype, threads)
-    fig, ax = _axes(plt, f"MFU as the model widens ({dtype}, {threads} thread(s); peak {peak:.1f} GFLOP/s, "
-                    "numpy matmul measured in the same sweep)", "n_embd (C)", "MFU (%)")
+    fig, ax = _axes(plt, f"MFU as the model widens ({dtype}, {threads} thread(s))\nagainst the numpy matmul "
+                    f"peak measured in the same sweep: {peak:.1f} GFLOP/s", "n_embd (C)", "MFU (%)")
     for backend, pts in sorted(series.items()):
         ax.plot([v for v, _ in pts], [100 * mfu(doc, r) for _, r in pts], marker="o", label=backend)
-    return _save(plt, fig, ax, path, xlog=2, ylog=False, legend="backend")
+    widths = sorted({v for pts in series.values() for v, _ in pts})
+    return _save(plt, fig, ax, path, xlog=2, ylog=False, legend="backend", xticks=widths)
 
 
 def plot_roofline(doc: dict, path: str, dtype: str = "float32", threads: int = 1) -> bool:
