@@ -136,8 +136,8 @@ def train(exp: Experiment, backend, start: int, stop: int, args, signals: StopSi
     losses: list[float] = []
     step = start
     chunk = 1
-    backend.stop_requested = lambda: signals.signum is not None  # under torchrun, the ranks agree on it
-    while step < stop and signals.signum is None and not getattr(backend, "stopping", False):  # duck-typed too
+    backend.received_signal = lambda: signals.signum  # under torchrun, the ranks agree on it
+    while step < stop and backend.stop_signal(signals.signum) is None:
         # run up to the next line to print, in chunks of ~0.1 s so signals are seen promptly
         target = min(stop, progress.next_stop(step + 1), step + chunk)
         t0 = time.perf_counter()
@@ -288,11 +288,12 @@ def main(argv=None) -> int:
             where = f"{output} holds the last completed save" if os.path.exists(output) else "nothing was saved"
             print(f"{signal.Signals(signum).name} again: stopped at once; {where}", file=sys.stderr)
             return 128 + signum
-    if signals.signum is not None:
-        name = signal.Signals(signals.signum).name
+    signum = backend.stop_signal(signals.signum)  # under torchrun, maybe one that reached another rank only
+    if signum is not None:
+        name = signal.Signals(signum).name
         print(f"{name}: stopped after step {step} of {total}; saved {output} "
               f"(continue with --resume)", file=sys.stderr)
-        return 128 + signals.signum
+        return 128 + signum
     if not saves:
         print(f"already trained {step} of {total} steps ({output}); nothing to resume")
     steps_done = step - start

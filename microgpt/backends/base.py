@@ -42,7 +42,6 @@ class Backend(ABC):
     name = "?"
     dtypes = ("float64",)
     writes_checkpoints = True  # False on the ranks of a torchrun job other than 0
-    stopping = False  # True once the ranks of a torchrun job agreed to stop (one got Ctrl-C or SIGTERM)
 
     def __init__(self, cfg: Config, vocab_size: int, weights: dict[str, Matrix],
                  train_docs: list[list[int]] | None = None):
@@ -104,6 +103,14 @@ class Backend(ABC):
     @abstractmethod
     def set_adam(self, m: dict[str, Matrix], v: dict[str, Matrix]) -> None:
         ...
+
+    def stop_signal(self, received: int | None) -> int | None:
+        """The signal training stops for before the next step, given the one this process received (or None).
+
+        One process: the one it received, at once. The ranks of a torchrun job override this: each must
+        run every step the others run, or a rank is left waiting in a collective that never completes.
+        """
+        return received
 
     def checkpoint_written(self) -> None:
         """Called in every process once the run's checkpoint is written (by whichever process writes it)."""

@@ -27,6 +27,7 @@ import hashlib
 import json
 import math
 import os
+import signal
 import time
 from contextlib import nullcontext
 
@@ -39,6 +40,7 @@ from .base import Backend, mean_loss_in_batches
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 DEVICES = ("auto", "cpu", "cuda", "mps")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # the ones training stops for; the first, if ranks got several
 EVAL_TOKENS = 16384  # positions per forward when evaluating many documents
 
 
@@ -197,7 +199,8 @@ class TorchBackend(Backend):
         self.use_compile = compile
         self.loss_fn = self._loss
         self.compile_seconds = 0.0
-        self.stop_requested = lambda: False  # the training loop replaces it (train.train)
+        self.received_signal = lambda: None  # the training loop replaces it (train.train)
+        self.agreed_signal = None  # under torchrun: the signal the ranks agreed, with the last step, to stop for
         self.dist = DistributedRun.from_environment(self)
         self.model = self.dist.wrap(self.params) if self.dist else self.params
 
@@ -217,6 +220,11 @@ class TorchBackend(Backend):
     @property
     def writes_checkpoints(self) -> bool:
         return self.dist is None or self.dist.rank == 0
+
+    def stop_signal(self, received):
+        # a rank leaving on its own signal would leave the others in the next step's all-reduce: under
+        # torchrun only what the ranks exchanged with the last step's loss counts
+        return self.agreed_signal if self.dist is not None else received
 
     def checkpoint_written(self):
         # the other ranks wait for rank 0's save: one that exited first would have torchrun signal rank 0 again,
@@ -259,10 +267,14 @@ class TorchBackend(Backend):
                 loss.backward()
             loss_sum += batch.doc_means(losses).sum().to(torch.float64)
         if self.dist:
-            # with the loss, whether any rank was asked to stop: all of them then stop after this step
-            flag = torch.tensor(float(self.stop_requested()), dtype=torch.float64, device=self.device)
-            loss_sum, stops = self.dist.sum(torch.stack([loss_sum, flag]))
-            self.stopping = bool(stops > 0)
+            # with the loss, which signals reached any rank: all of them then stop after this step
+            received = self.received_signal()
+            flags = torch.tensor([float(received == sig) for sig in STOP_SIGNALS], dtype=torch.float64,
+                                 device=self.device)
+            summed = self.dist.sum(torch.cat([loss_sum.view(1), flags]))
+            loss_sum = summed[0]
+            agreed = [sig for sig, n in zip(STOP_SIGNALS, summed[1:].tolist()) if n > 0]
+            self.agreed_signal = agreed[0] if agreed else None
         self.adam(lr, step)
         return float(loss_sum) / len(docs)
 
@@ -272,7 +284,7 @@ class TorchBackend(Backend):
         losses = []
         for step in range(start, start + count):
             losses += super().train_steps(step, 1)
-            if self.stopping:
+            if self.agreed_signal is not None:
                 break
         return losses
 

@@ -120,6 +120,20 @@ def test_a_rank_that_dies_leaves_the_checkpoint_as_it_was(tmp_path):
     assert not [f for f in tmp_path.iterdir() if f.name != "model.json"]
 
 
+def test_a_signal_to_one_rank_between_steps_stops_both_after_the_next_step(tmp_path, names_exp):
+    # the racy moment: rank 1 is signalled after its step 3, rank 0 never is; rank 1 leaving the loop at once
+    # would leave rank 0 in step 4's all-reduce (torchrun then kills both, and nothing is saved)
+    out = tmp_path / "model.json"
+    r = torchrun(WORKER, "cli", "--signal-at", "3", "--", "--backend", "torch", "--batch-size", "2",
+                 "--steps", "50", "--log-every", "1", "-o", str(out), timeout=180)
+    assert r.returncode != 0
+    assert out.exists(), r.stderr
+    assert checkpoint.load(str(out)).train_state["step"] == 4, r.stderr
+    assert f"SIGTERM: stopped after step 4 of 50; saved {out}" in r.stderr, r.stderr  # rank 0, not signalled
+    _, want = one_process(names_exp, 4, 2, horizon=50)
+    assert_weights_close(want, checkpoint.load(str(out)).weights, rtol=1e-9, atol=1e-15)
+
+
 def test_sigterm_stops_every_rank_at_the_same_step_and_saves_it(tmp_path, names_exp):
     # torchrun forwards the signal to both ranks; whichever sees it first, both stop after the same step
     shared_file("names.txt")
@@ -136,6 +150,7 @@ def test_sigterm_stops_every_rank_at_the_same_step_and_saves_it(tmp_path, names_
         rest, stderr = proc.communicate(timeout=120)
     finally:
         proc.kill()
+    assert out.exists(), stderr
     saved = checkpoint.load(str(out)).train_state["step"]
     assert f"SIGTERM: stopped after step {saved} of 100000; saved {out}" in stderr, stderr
     printed = [line for line in "".join(seen).splitlines() + rest.splitlines() if line.startswith("step ")]

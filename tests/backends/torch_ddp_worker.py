@@ -2,8 +2,10 @@
 
     torchrun --nproc-per-node 2 tests/backends/torch_ddp_worker.py losses STEPS BATCH ACCUM
         rank 0 prints {"losses": [...], "weights": {...}} of a names run as JSON
-    torchrun --nproc-per-node 2 tests/backends/torch_ddp_worker.py cli [--die-at K] [--skew-seed] -- TRAIN_ARGS
+    torchrun --nproc-per-node 2 tests/backends/torch_ddp_worker.py cli [--die-at K] [--signal-at K] [--skew-seed]
+            -- TRAIN_ARGS
         `python -m microgpt.train TRAIN_ARGS` on every rank; --die-at K: rank 1 exits in step K;
+        --signal-at K: rank 1 alone gets SIGTERM as step K ends (between two steps, the racy moment);
         --skew-seed: rank 1 trains another seed (a rank started with another config)
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -46,6 +49,17 @@ def cli(args: list[str]) -> int:
             if s + 1 == die_at:
                 os._exit(3)  # as a crashed rank would: no cleanup, no message
             return real_step(self, docs, lr, s)
+
+        TorchBackend.step = step
+    if "--signal-at" in own and rank == 1:
+        signal_at = int(own[own.index("--signal-at") + 1])
+        real_step = TorchBackend.step
+
+        def step(self, docs, lr, s):
+            loss = real_step(self, docs, lr, s)
+            if s + 1 == signal_at:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return loss
 
         TorchBackend.step = step
     if "--skew-seed" in own and rank == 1:
