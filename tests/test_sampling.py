@@ -8,12 +8,14 @@ import pytest
 
 from conftest import tiny_config_dict
 
-from microgpt.backends import REGISTRY, _missing, get_backend_class
+from microgpt.backends import get_backend_class
+from microgpt.backends.registry import REGISTRY, missing_modules
 from microgpt.config import config_from_dict
 from microgpt.errors import MicrogptError
 from microgpt.params import init_weights
-from microgpt.sampling import (NO_OPTIONS, SamplingOptions, argmax, fit_prompt_case, keep_top_k, next_token,
-                               penalize, probabilities, sample, sample_chain, shape_logits)
+from microgpt.sampling import fit_prompt_case, sample, sample_chain
+from microgpt.sampling_math import (NO_OPTIONS, SamplingOptions, argmax, keep_top_k, next_token, penalize,
+                                    probabilities, shape_logits)
 
 NAMES_VOCAB = list("abcdefghijklmnopqrstuvwxyz")
 
@@ -106,8 +108,8 @@ def model():
 
 
 def build(model, name):
-    if _missing(name):
-        pytest.skip(f"{name} needs {', '.join(_missing(name))}")
+    if missing_modules(name):
+        pytest.skip(f"{name} needs {', '.join(missing_modules(name))}")
     cfg, vocab, weights = model
     return get_backend_class(name)(cfg.replace("training", backend=name), vocab, weights, [])
 

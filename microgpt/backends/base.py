@@ -19,6 +19,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from ..config import Config
+from ..sampling_math import next_token
 from ..schedule import docs_per_step, learning_rate, step_doc_indices
 
 Matrix = list  # list[list[float]], row-major [out][in]
@@ -85,9 +86,7 @@ class Backend(ABC):
         """Logits for the token after `token` at position `pos`, extending `cache`."""
 
     def sample_next(self, cache, token: int, pos: int, temperature: float, rng) -> int:
-        """next_logits, then the token sampling.next_token draws from them (a backend may compile the two)."""
-        from ..sampling import next_token  # sampling imports this module
-
+        """next_logits, then the token sampling_math.next_token draws from them (a backend may compile the two)."""
         return next_token(self.next_logits(cache, token, pos), temperature, rng)
 
     # -- state -----------------------------------------------------------

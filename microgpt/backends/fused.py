@@ -30,7 +30,7 @@ from ..kernels import fused_batch, fused_model, fused_sample, fused_train
 from ..kernels.attention import default_threading_layer
 from ..kernels.fused_layers import RELU, RELU2
 from ..params import num_params, param_offsets, param_shapes, param_views
-from ..sampling import inverse_temperature, next_token
+from ..sampling_math import inverse_temperature, next_token
 from .base import Backend, Matrix
 
 # the slots of fused_train's per-document loop for k > 1 (its tests); the backend runs k > 1 on

@@ -16,7 +16,7 @@ from conftest import ROOT, run_cli
 from reliability_support import (FUZZ, backend_dtype_params, backend_params, read_json, small_config_dict,
                                  write_config, write_names)
 
-from microgpt import sampling
+from microgpt import sampling_math
 from microgpt.config import config_from_dict
 from microgpt.errors import MicrogptError, TrainingDiverged
 from microgpt.experiment import prepare
@@ -245,7 +245,7 @@ positive_temperature = st.floats(min_value=0.0, exclude_min=True, allow_infinity
 @FUZZ
 @given(logits=st.lists(finite, min_size=1, max_size=30), temperature=positive_temperature)
 def test_probabilities_are_a_distribution_for_any_finite_logits(logits, temperature):
-    probs = sampling.probabilities(logits, temperature)
+    probs = sampling_math.probabilities(logits, temperature)
     assert len(probs) == len(logits)
     assert all(math.isfinite(p) and 0 <= p <= 1 for p in probs)
     assert math.fsum(probs) == pytest.approx(1.0, abs=1e-9)
@@ -258,7 +258,7 @@ def test_probabilities_are_a_distribution_for_any_finite_logits(logits, temperat
     if not overflows:
         assert probs == reference_probabilities(logits, temperature)  # bit for bit where nothing overflows
     rng = random.Random(0)
-    assert 0 <= sampling.next_token(logits, temperature, rng) < len(logits)
+    assert 0 <= sampling_math.next_token(logits, temperature, rng) < len(logits)
 
 
 @pytest.mark.parametrize("logits, temperature, expected", [
@@ -270,25 +270,25 @@ def test_probabilities_are_a_distribution_for_any_finite_logits(logits, temperat
     ([-1e308, -1e308], 1e-10, [0.5, 0.5]),
 ])
 def test_probabilities_at_extremes(logits, temperature, expected):
-    assert sampling.probabilities(logits, temperature) == expected
+    assert sampling_math.probabilities(logits, temperature) == expected
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
 def test_non_finite_logits_are_an_error_not_a_sample(bad):
     for temperature in (0, 0.5):
         with pytest.raises(MicrogptError, match="not a finite number"):
-            sampling.next_token([0.0, bad, 1.0], temperature, random.Random(0))
+            sampling_math.next_token([0.0, bad, 1.0], temperature, random.Random(0))
 
 
 @pytest.mark.parametrize("temperature", [-1.0, -1e-300, float("nan"), float("inf")])
 def test_temperature_outside_zero_to_finite_is_an_error(temperature):
     with pytest.raises(MicrogptError, match="temperature"):
-        sampling.next_token([0.0, 1.0], temperature, random.Random(0))
+        sampling_math.next_token([0.0, 1.0], temperature, random.Random(0))
 
 
 def test_greedy_takes_the_first_largest_logit_and_draws_nothing():
     rng = random.Random(5)
     state = rng.getstate()
-    assert sampling.next_token([0.5, 2.0, 2.0, -1.0], 0, rng) == 1
-    assert sampling.next_token([0.5, 2.0, 2.0, -1.0], 0.0, rng) == 1
+    assert sampling_math.next_token([0.5, 2.0, 2.0, -1.0], 0, rng) == 1
+    assert sampling_math.next_token([0.5, 2.0, 2.0, -1.0], 0.0, rng) == 1
     assert rng.getstate() == state
