@@ -17,12 +17,15 @@ import math
 import os
 from dataclasses import dataclass
 
+from .scale_points import groups, tokens_per_step
+
 TABLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "auto_table.json")
 FALLBACK_ORDER = ("fused", "python")
 
 
 @dataclass(frozen=True)
 class Row:
+    """One finished point of a scale sweep, placed by the two numbers that set a step's cost."""
     backend: str
     dtype: str
     threads: int
@@ -65,8 +68,7 @@ def table_from_sweep(doc: dict) -> list[Row]:
         p = r.get("point", {})
         if r.get("status") != "ok" or p.get("backend") == "torch_compile":
             continue
-        tokens_per_step = r["tokens_per_s"] * r["window_s"] / r["steps_per_window"]
-        rows.append(Row(p["backend"], p["dtype"], p["threads"], r["flops_per_token"], tokens_per_step,
+        rows.append(Row(p["backend"], p["dtype"], p["threads"], r["flops_per_token"], tokens_per_step(r),
                         r["tokens_per_s"]))
     return rows
 
@@ -103,8 +105,6 @@ def regrets(doc: dict, table: list[Row], installed: list[str], leave_one_out: bo
     With leave_one_out, the point's own rows are left out of the table first: how auto does at a
     configuration nobody measured.
     """
-    from .scaling import groups
-
     out = []
     for (label, dtype, threads), by_backend in sorted(groups(doc).items()):
         ours = {b: r for b, r in by_backend.items() if b in installed}
@@ -112,7 +112,7 @@ def regrets(doc: dict, table: list[Row], installed: list[str], leave_one_out: bo
             continue
         any_r = next(iter(ours.values()))
         fpt = any_r["flops_per_token"]
-        tps = any_r["tokens_per_s"] * any_r["window_s"] / any_r["steps_per_window"]
+        tps = tokens_per_step(any_r)
         rows = table
         if leave_one_out:
             rows = [r for r in table if not (r.dtype == dtype and r.threads == threads

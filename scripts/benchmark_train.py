@@ -38,6 +38,7 @@ from microgpt.config import BACKENDS, DTYPES, load_scenario  # noqa: E402
 from microgpt.errors import MicrogptError  # noqa: E402
 from microgpt.experiment import prepare  # noqa: E402
 from microgpt.output_path import check_file, write_json  # noqa: E402
+from microgpt.report.formatting import fmt_time  # noqa: E402
 from microgpt.schedule import docs_per_step, step_doc_indices  # noqa: E402
 
 
@@ -262,16 +263,6 @@ def profile_numpy(backend, steps_docs: list, sample: int = 10, reps: int = 10) -
             "sampled_steps": steps_seen, "reps": reps}
 
 # -- output -------------------------------------------------------------------------
-
-
-def fmt_time(seconds: float) -> str:
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.1f} us"
-    if seconds < 1:
-        return f"{seconds * 1e3:.2f} ms"
-    if seconds < 600:
-        return f"{seconds:.1f} s"
-    return f"{seconds / 60:.1f} min"
 
 
 def report(r: dict) -> str:

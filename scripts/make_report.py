@@ -39,9 +39,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from microgpt import perf, report  # noqa: E402
+from microgpt import perf  # noqa: E402
 from microgpt.backends import REGISTRY, get_backend_class, is_available  # noqa: E402
 from microgpt.errors import MicrogptError  # noqa: E402
+from microgpt.report import command_line as report  # noqa: E402
 
 THREAD_ONE = perf.thread_env(1)
 

@@ -31,7 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from microgpt import checkpoint, perf  # noqa: E402
-from microgpt.quality import plot, print_table  # noqa: E402
+from microgpt.report.quality import plot, print_table  # noqa: E402
 from microgpt.backends import available_backends, resolve_name  # noqa: E402
 from microgpt.cli import format_duration, run_main  # noqa: E402
 from microgpt.config import load_scenario  # noqa: E402

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import pytest
 
 from conftest import ROOT, run_cli
-from microgpt import checkpoint, output_path, report, train
+from microgpt import checkpoint, output_path, train
 from microgpt.cli import run_main
+from microgpt.report import command_line as report
 from reliability_support import small_config_dict, write_config, write_names
 
 STEPS = 20

@@ -1,4 +1,4 @@
-"""What a scale sweep (scripts/scale_sweep.py) says: who is fastest where, against the peers and the roofs.
+"""The Scaling section: who is fastest where in a scale sweep (scripts/scale_sweep.py), against peers and roofs.
 
 Pure functions of the sweep's JSON document, so the report, the tests and a notebook read it the
 same way. Figures are tokens/s medians of a point's windows; "margin" is the fastest's tokens/s
@@ -12,15 +12,21 @@ bound on the intensity (a point sits further left in reality).
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
+from ..scale_points import groups, ok_points, tokens_per_step
+from .plots import PLOTS, pyplot
+from .results import ReportInputs
+
+PEERS = ("torch", "torch_compile")
 PARAM_TOUCHES_PER_STEP = 10
 DTYPE_BYTES = {"float32": 4, "float64": 8}
-PEERS = ("torch", "torch_compile")
 
 
 @dataclass(frozen=True)
 class Winner:
+    """The fastest backend at one point of the sweep, and by how much it leads the next."""
     label: str
     size: str
     dtype: str
@@ -31,21 +37,8 @@ class Winner:
     margin: float | None  # fastest / runner-up
 
 
-def ok_points(doc: dict) -> list[dict]:
-    return [r for r in doc.get("points", {}).values() if r.get("status") == "ok"]
-
-
 def size_of(point: dict) -> str:
     return f"{point['n_embd']}/{point['n_head']}/{point['n_layer']}/{point['block_size']} b{point['batch_size']}"
-
-
-def groups(doc: dict) -> dict:
-    """(label, dtype, threads) -> {backend: result}, over the points that finished."""
-    out: dict = {}
-    for r in ok_points(doc):
-        p = r["point"]
-        out.setdefault((p["label"], p["dtype"], p["threads"]), {})[p["backend"]] = r
-    return out
 
 
 def crossovers(doc: dict) -> list[Winner]:
@@ -92,8 +85,7 @@ def mfu(doc: dict, result: dict) -> float | None:
 def intensity(result: dict) -> float:
     """Model FLOPs per byte of minimum traffic of one optimizer step (see the module's docstring)."""
     p = result["point"]
-    tokens_per_step = result["tokens_per_s"] * result["window_s"] / result["steps_per_window"]
-    flops = result["flops_per_token"] * tokens_per_step
+    flops = result["flops_per_token"] * tokens_per_step(result)
     traffic = PARAM_TOUCHES_PER_STEP * result["num_params"] * DTYPE_BYTES[p["dtype"]]
     return flops / traffic
 
@@ -245,3 +237,14 @@ def section(doc: dict, plots: dict) -> str:
                               f"t{r['point']['threads']}: {r['status']}" for r in failed[:20])
                   + (f"; and {len(failed) - 20} more" if len(failed) > 20 else "")]
     return "\n".join(lines) + "\n"
+
+
+def scaling_section(inputs: ReportInputs) -> list[str]:
+    if not inputs.scaling:
+        return []
+    doc, out_dir = inputs.scaling, inputs.out_dir
+    pyplot()  # the Agg backend, before the plots above import pyplot
+    drawn = {"cost": (plot_cost, PLOTS["scaling_cost"]), "mfu": (plot_mfu, PLOTS["scaling_mfu"]),
+             "roofline": (plot_roofline, PLOTS["roofline"])}
+    plots = {name: (file if draw(doc, os.path.join(out_dir, file)) else None) for name, (draw, file) in drawn.items()}
+    return section(doc, plots).splitlines() + [""]

@@ -1,8 +1,8 @@
-"""microgpt/scaling.py on a hand-made sweep: who wins where, the peers' ratios, MFU and intensity."""
+"""microgpt/report/scaling.py on a hand-made sweep: who wins where, the peers' ratios, MFU and intensity."""
 
 import pytest
 
-from microgpt import scaling
+from microgpt.report import scaling
 
 
 def result(label, backend, tokens_per_s, dtype="float32", threads=1, n_embd=16):

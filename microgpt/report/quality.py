@@ -1,4 +1,4 @@
-"""What a quality-per-second sweep (scripts/pareto.py) says: the best validation loss each budget buys.
+"""The Quality per second section: the best validation loss each budget buys in scripts/pareto.py's sweep.
 
 Pure functions of the sweep's JSON document, read the same way by the script, the report and the
 tests. Every loss here is the float64 recomputation from the saved model.json (one code path for
@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+
+from .plots import PLOTS
+from .results import ReportInputs
 
 # test losses makemore's README reports for names.txt (its own split: a guide, not a like-for-like figure)
 MAKEMORE_TEST_LOSSES = ((1.99, "makemore WaveNet, test 1.99"), (1.92, "makemore transformer, test ~1.92"))
@@ -60,7 +63,7 @@ def plot(doc: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .errors import MicrogptError
+    from ..errors import MicrogptError
 
     fronts = front(doc)
     if not fronts:
@@ -114,3 +117,13 @@ def section(doc: dict, plot_file: str | None) -> str:
         lines.append("")
     lines += ["Every point:", ""] + table_lines(doc)
     return "\n".join(lines) + "\n"
+
+
+def quality_section(inputs: ReportInputs) -> list[str]:
+    if not inputs.quality:
+        return []
+    doc, plot_file = inputs.quality, None
+    if front(doc):
+        plot(doc, os.path.join(inputs.out_dir, PLOTS["quality"]))
+        plot_file = PLOTS["quality"]
+    return section(doc, plot_file).splitlines() + [""]
