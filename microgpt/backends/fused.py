@@ -111,10 +111,11 @@ class FusedBackend(Backend):
         mc, t = cfg.model, cfg.training
         self.dtype = np.dtype(t.dtype)
         self.shapes = param_shapes(mc, vocab_size)
-        self.model = (vocab_size, mc.n_embd, mc.n_head, mc.n_layer, mc.block_size,
-                      RELU2 if mc.activation == "relu2" else RELU, float((mc.head_dim ** 0.5) ** -1))
-        self.hyper = (float(t.learning_rate), float(t.beta1), float(t.beta2), float(t.eps),
-                      fused_train.SCHEDULES[t.schedule], int(t.num_steps))
+        self.model = fused_model.Model(vocab_size, mc.n_embd, mc.n_head, mc.n_layer, mc.block_size,
+                                       RELU2 if mc.activation == "relu2" else RELU,
+                                       float((mc.head_dim ** 0.5) ** -1))
+        self.hyper = fused_train.Hyper(float(t.learning_rate), float(t.beta1), float(t.beta2), float(t.eps),
+                                       fused_train.SCHEDULES[t.schedule], int(t.num_steps))
         self._check_layout()
 
         P = fused_model.num_params(self.model)
@@ -144,12 +145,12 @@ class FusedBackend(Backend):
     def _check_layout(self):
         """The compiled code's offsets are those of params.param_shapes (a change there must show up here)."""
         offs = param_offsets(self.shapes)
-        o = fused_model.offsets(self.model, 0)
-        expected = {"wte": o[0], "wpe": o[1], "lm_head": o[2]}
+        shared = fused_model.offsets(self.model, 0)
+        expected = {"wte": shared.wte, "wpe": shared.wpe, "lm_head": shared.lm_head}
         for li in range(self.cfg.model.n_layer):
-            o = fused_model.offsets(self.model, li)
-            expected.update({f"layer{li}.attn_wq": o[3], f"layer{li}.attn_wo": o[4],
-                             f"layer{li}.mlp_fc1": o[5], f"layer{li}.mlp_fc2": o[6]})
+            layer = fused_model.offsets(self.model, li)
+            expected.update({f"layer{li}.attn_wq": layer.qkv, f"layer{li}.attn_wo": layer.wo,
+                             f"layer{li}.mlp_fc1": layer.fc1, f"layer{li}.mlp_fc2": layer.fc2})
         bad = [n for n, off in expected.items() if offs[n] != off]
         if bad or num_params(self.cfg.model, self.vocab_size) != fused_model.num_params(self.model):
             raise AssertionError(f"fused parameter layout out of step with params.param_shapes: {bad}")
@@ -194,7 +195,7 @@ class FusedBackend(Backend):
         if len(docs) != self.per_step:
             raise MicrogptError(f"this backend was built for {self.per_step} document(s) per step, got {len(docs)}")
         tokens, offsets = pack_docs(docs, self.vocab_size)
-        hyper = (float(lr),) + self.hyper[1:4] + (fused_train.CONSTANT, self.hyper[5])
+        hyper = self.hyper._replace(learning_rate=float(lr), schedule=fused_train.CONSTANT)
         # documents (step*k + j) % k = j: exactly `docs`, in order
         return self._run(tokens, offsets, step, 1, hyper)[0]
 

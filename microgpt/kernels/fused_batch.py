@@ -36,7 +36,7 @@ from .fused_layers import (JIT, activation_backward, activation_forward, add_row
                            attention_forward, embedding_backward, embedding_forward, rmsnorm_backward,
                            rmsnorm_forward, round_up, softmax_xent_forward, transpose_into, zero_rows)
 from .fused_model import mat, offsets
-from .fused_simd import VECTOR_BYTES, matrix_view, skip, take, vload, vstore, vwidth
+from .fused_simd import VECTOR_BYTES, matrix_view, skip, take, take_all, vload, vstore, vwidth
 from .fused_train import _finish_slots, adam_step, slot_docs
 
 # positions a group holds at once: in the sweep below BLAS was at most 9 % faster on 1024 rows than
@@ -50,63 +50,62 @@ def group_count(k: int, block_size: int) -> int:
     return max(1, min(MAX_GROUPS, k, k * block_size // GROUP_ROWS))
 
 
-# one group's buffers: D documents (one pass) of at most T positions, R = D*T rows rounded up to whole vectors
-BATCH_SHAPES = {
-    "docs": lambda V, C, H, L, T, Tp, D, R: (D,),              # document ids
-    "starts": lambda V, C, H, L, T, Tp, D, R: (D + 1,),        # document i is rows starts[i] .. starts[i+1]-1
-    "targets": lambda V, C, H, L, T, Tp, D, R: (R,),
-    "dscale": lambda V, C, H, L, T, Tp, D, R: (R,),            # d step loss / d position loss; 0 past N
-    "emb": lambda V, C, H, L, T, Tp, D, R: (R, C),
-    "rstd0": lambda V, C, H, L, T, Tp, D, R: (R,),
-    "xs": lambda V, C, H, L, T, Tp, D, R: (L + 1, R, C),
-    "xn1": lambda V, C, H, L, T, Tp, D, R: (L, R, C),
-    "rstd1": lambda V, C, H, L, T, Tp, D, R: (L, R),
-    "qkv": lambda V, C, H, L, T, Tp, D, R: (L, R, 3 * C),
-    "qT": lambda V, C, H, L, T, Tp, D, R: (D, L, C, Tp),       # per document: attention's own layouts
-    "att": lambda V, C, H, L, T, Tp, D, R: (D, L, H, T, Tp),
-    "ao": lambda V, C, H, L, T, Tp, D, R: (L, R, C),
-    "xmid": lambda V, C, H, L, T, Tp, D, R: (L, R, C),
-    "xn2": lambda V, C, H, L, T, Tp, D, R: (L, R, C),
-    "rstd2": lambda V, C, H, L, T, Tp, D, R: (L, R),
-    "hpre": lambda V, C, H, L, T, Tp, D, R: (L, R, 4 * C),
-    "hact": lambda V, C, H, L, T, Tp, D, R: (L, R, 4 * C),
-    "xT": lambda V, C, H, L, T, Tp, D, R: (C * R,),            # (C, Np) for this step's Np columns
-    "logitsT": lambda V, C, H, L, T, Tp, D, R: (V * R,),       # (V, Np): logits -> probabilities -> gradient
-    "losses": lambda V, C, H, L, T, Tp, D, R: (R,),
-    "tmp": lambda V, C, H, L, T, Tp, D, R: (R, C),
-    "dx": lambda V, C, H, L, T, Tp, D, R: (R, C),
-    "dxn": lambda V, C, H, L, T, Tp, D, R: (R, C),
-    "dh": lambda V, C, H, L, T, Tp, D, R: (R, 4 * C),
-    "dqkv": lambda V, C, H, L, T, Tp, D, R: (R, 3 * C),
-    "dao": lambda V, C, H, L, T, Tp, D, R: (R, C),
-    "daoT": lambda V, C, H, L, T, Tp, D, R: (C, Tp),
-    "dS": lambda V, C, H, L, T, Tp, D, R: (T, Tp),
-    "dw": lambda V, C, H, L, T, Tp, D, R: (max(4 * C * C, V * C),),  # a later pass's weight gradient
-}
-Batch = namedtuple("Batch", list(BATCH_SHAPES))
+def batch_shapes(V, C, H, L, T, Tp, D, R):
+    """One group's buffers, by name, and the shape of each: D documents (one pass) of at most T positions,
+    R = D*T rows rounded up to whole vectors (Tp: T rounded up)."""
+    return dict(
+        docs=(D,),                 # document ids
+        starts=(D + 1,),           # document i is rows starts[i] .. starts[i+1]-1
+        targets=(R,),
+        dscale=(R,),               # d step loss / d position loss; 0 past N
+        emb=(R, C),
+        rstd0=(R,),
+        xs=(L + 1, R, C),
+        xn1=(L, R, C),
+        rstd1=(L, R),
+        qkv=(L, R, 3 * C),
+        qT=(D, L, C, Tp),          # per document: attention's own layouts
+        att=(D, L, H, T, Tp),
+        ao=(L, R, C),
+        xmid=(L, R, C),
+        xn2=(L, R, C),
+        rstd2=(L, R),
+        hpre=(L, R, 4 * C),
+        hact=(L, R, 4 * C),
+        xT=(C * R,),               # (C, Np) for this step's Np columns
+        logitsT=(V * R,),          # (V, Np): logits -> probabilities -> gradient
+        losses=(R,),
+        tmp=(R, C),
+        dx=(R, C),
+        dxn=(R, C),
+        dh=(R, 4 * C),
+        dqkv=(R, 3 * C),
+        dao=(R, C),
+        daoT=(C, Tp),
+        dS=(T, Tp),
+        dw=(max(4 * C * C, V * C),),  # a later pass's weight gradient
+    )
+
+
+Batch = namedtuple("Batch", batch_shapes(V=1, C=1, H=1, L=1, T=1, Tp=1, D=1, R=1))
 _INDEX_FIELDS = {"docs": np.int64, "starts": np.int64, "targets": np.int32}
 
 
 def new_batch(model, dtype, k: int) -> Batch:
     """Buffers for the group_count(k) groups of a step of k documents, each with a leading group axis."""
-    V, C, H, L, T = model[:5]
     lanes = VECTOR_BYTES // np.dtype(dtype).itemsize
+    T = model.block_size
     G = group_count(k, T)
     D = min(-(-k // G), max(1, GROUP_ROWS // T))  # documents of one pass
-    Tp, R = round_up(T, lanes), round_up(D * T, lanes)
-    return Batch(*(np.zeros((G,) + shape(V, C, H, L, T, Tp, D, R), _INDEX_FIELDS.get(name, dtype))
-                   for name, shape in BATCH_SHAPES.items()))
+    shapes = batch_shapes(model.vocab_size, model.n_embd, model.n_head, model.n_layer, T, round_up(T, lanes), D,
+                          round_up(D * T, lanes))
+    return Batch(**{name: np.zeros((G,) + shape, _INDEX_FIELDS.get(name, dtype)) for name, shape in shapes.items()})
 
 
 @njit(**JIT)
-def group(b, j):
-    return Batch(
-        take(b.docs, j), take(b.starts, j), take(b.targets, j), take(b.dscale, j), take(b.emb, j),
-        take(b.rstd0, j), take(b.xs, j), take(b.xn1, j), take(b.rstd1, j), take(b.qkv, j), take(b.qT, j),
-        take(b.att, j), take(b.ao, j), take(b.xmid, j), take(b.xn2, j), take(b.rstd2, j), take(b.hpre, j),
-        take(b.hact, j), take(b.xT, j), take(b.logitsT, j), take(b.losses, j), take(b.tmp, j), take(b.dx, j),
-        take(b.dxn, j), take(b.dh, j), take(b.dqkv, j), take(b.dao, j), take(b.daoT, j), take(b.dS, j),
-        take(b.dw, j))
+def group(batch, j):
+    """Group j's buffers (every buffer has the groups along its first axis)."""
+    return take_all(batch, j)
 
 
 # -- products --------------------------------------------------------------------------------
@@ -193,70 +192,72 @@ def gather(b, tokens, offsets_, first, lo, hi, T, k):
 @njit(**JIT)
 def group_forward(w, wT, model, b, tokens, offsets_, n_in, N):
     """The forward pass of the group's n_in documents (N rows); per-position losses in b.losses[:N]."""
-    V, C, H, L, T, act, scale = model
-    o_wte, o_wpe, o_lm, _, _, _, _ = offsets(model, 0)
-    wte, wpe = mat(w, o_wte, V, C), mat(w, o_wpe, T, C)
+    V, C, H, L, T = model.vocab_size, model.n_embd, model.n_head, model.n_layer, model.block_size
+    shared = offsets(model, 0)  # wte, wpe and lm_head: the same for every layer
+    wte, wpe = mat(w, shared.wte, V, C), mat(w, shared.wpe, T, C)
     for i in range(n_in):
         r0 = b.starts[i]
         embedding_forward(skip(b.emb, r0), skip(tokens, offsets_[b.docs[i]]), wte, wpe, b.starts[i + 1] - r0)
     rmsnorm_forward(take(b.xs, 0), b.rstd0, b.emb, N)
     for li in range(L):
-        _, _, _, o_qkv, o_wo, o_fc1, o_fc2 = offsets(model, li)
+        layer = offsets(model, li)
         x, xmid, qkv, ao, hpre, hact = (take(b.xs, li), take(b.xmid, li), take(b.qkv, li), take(b.ao, li),
                                         take(b.hpre, li), take(b.hact, li))
         rmsnorm_forward(take(b.xn1, li), take(b.rstd1, li), x, N)
-        linear_forward(qkv, take(b.xn1, li), mat(wT, o_qkv, C, 3 * C), N)
+        linear_forward(qkv, take(b.xn1, li), mat(wT, layer.qkv, C, 3 * C), N)
         for i in range(n_in):
             r0 = b.starts[i]
             attention_forward(skip(ao, r0), take(take(b.att, i), li), take(take(b.qT, i), li), skip(qkv, r0),
-                              0, b.starts[i + 1] - r0, H, scale)
-        linear_forward(b.tmp, ao, mat(wT, o_wo, C, C), N)
+                              0, b.starts[i + 1] - r0, H, model.attn_scale)
+        linear_forward(b.tmp, ao, mat(wT, layer.wo, C, C), N)
         add_rows(xmid, b.tmp, x, N)
         rmsnorm_forward(take(b.xn2, li), take(b.rstd2, li), xmid, N)
-        linear_forward(hpre, take(b.xn2, li), mat(wT, o_fc1, C, 4 * C), N)
-        activation_forward(hact, hpre, N, act)
-        linear_forward(b.tmp, hact, mat(wT, o_fc2, 4 * C, C), N)
+        linear_forward(hpre, take(b.xn2, li), mat(wT, layer.fc1, C, 4 * C), N)
+        activation_forward(hact, hpre, N, model.activation)
+        linear_forward(b.tmp, hact, mat(wT, layer.fc2, 4 * C, C), N)
         add_rows(take(b.xs, li + 1), b.tmp, xmid, N)
     Np = round_up(N, vwidth(b.losses))
     xT, logitsT = matrix_view(b.xT, 0, C, Np), matrix_view(b.logitsT, 0, V, Np)
     transpose_into(xT, take(b.xs, L), 0, 0, N)
     zero_rows(skip(take(b.xs, L), N), Np - N)  # head_backward's BLAS reads them: 0, not an old step's rows
-    np.dot(mat(w, o_lm, V, C), xT, logitsT)  # (V, Np): positions along the rows, in the lanes
+    np.dot(mat(w, shared.lm_head, V, C), xT, logitsT)  # (V, Np): positions along the rows, in the lanes
     softmax_xent_forward(b.losses, logitsT, b.targets, 0, N, V)
 
 
 @njit(**JIT)
 def group_backward(w, g, model, b, tokens, offsets_, n_in, N, accumulate):
     """d(sum of dscale * position loss)/d(weights) into g, added where `accumulate`; needs group_forward's buffers."""
-    V, C, H, L, T, act, scale = model
-    o_wte, o_wpe, o_lm, _, _, _, _ = offsets(model, 0)
+    V, C, H, L, T = model.vocab_size, model.n_embd, model.n_head, model.n_layer, model.block_size
+    shared = offsets(model, 0)  # wte, wpe and lm_head: the same for every layer
     logitsT = matrix_view(b.logitsT, 0, V, round_up(N, vwidth(b.losses)))
     xent_backward_scaled(logitsT, b.targets, b.dscale, N, V)
-    head_backward(b.dx, mat(g, o_lm, V, C), logitsT, take(b.xs, L), mat(w, o_lm, V, C), b.dw, accumulate)
+    head_backward(b.dx, mat(g, shared.lm_head, V, C), logitsT, take(b.xs, L), mat(w, shared.lm_head, V, C), b.dw,
+                  accumulate)
     for li in range(L - 1, -1, -1):
-        _, _, _, o_qkv, o_wo, o_fc1, o_fc2 = offsets(model, li)
+        layer = offsets(model, li)
         qkv = take(b.qkv, li)
         # MLP: x_out = fc2(act(fc1(rmsnorm(xmid)))) + xmid, b.dx = d x_out
-        linear_backward(b.dh, mat(g, o_fc2, C, 4 * C), b.dx, take(b.hact, li), mat(w, o_fc2, C, 4 * C), N,
+        linear_backward(b.dh, mat(g, layer.fc2, C, 4 * C), b.dx, take(b.hact, li), mat(w, layer.fc2, C, 4 * C), N,
                         b.dw, accumulate)
-        activation_backward(b.dh, b.dh, take(b.hpre, li), N, act)
-        linear_backward(b.dxn, mat(g, o_fc1, 4 * C, C), b.dh, take(b.xn2, li), mat(w, o_fc1, 4 * C, C), N,
+        activation_backward(b.dh, b.dh, take(b.hpre, li), N, model.activation)
+        linear_backward(b.dxn, mat(g, layer.fc1, 4 * C, C), b.dh, take(b.xn2, li), mat(w, layer.fc1, 4 * C, C), N,
                         b.dw, accumulate)
         rmsnorm_backward(b.dx, b.dxn, take(b.xn2, li), take(b.rstd2, li), N)  # b.dx is now d xmid
         # attention: xmid = wo(attention(rmsnorm(x))) + x
-        linear_backward(b.dao, mat(g, o_wo, C, C), b.dx, take(b.ao, li), mat(w, o_wo, C, C), N, b.dw, accumulate)
+        linear_backward(b.dao, mat(g, layer.wo, C, C), b.dx, take(b.ao, li), mat(w, layer.wo, C, C), N,
+                        b.dw, accumulate)
         for i in range(n_in):
             r0 = b.starts[i]
             attention_backward(skip(b.dqkv, r0), b.dS, b.daoT, skip(b.dao, r0), take(take(b.att, i), li),
-                               take(take(b.qT, i), li), skip(qkv, r0), b.starts[i + 1] - r0, H, scale)
-        linear_backward(b.dxn, mat(g, o_qkv, 3 * C, C), b.dqkv, take(b.xn1, li), mat(w, o_qkv, 3 * C, C), N,
+                               take(take(b.qT, i), li), skip(qkv, r0), b.starts[i + 1] - r0, H, model.attn_scale)
+        linear_backward(b.dxn, mat(g, layer.qkv, 3 * C, C), b.dqkv, take(b.xn1, li), mat(w, layer.qkv, 3 * C, C), N,
                         b.dw, accumulate)
         rmsnorm_backward(b.dx, b.dxn, take(b.xn1, li), take(b.rstd1, li), N)  # b.dx: d x entering the layer
     zero_rows(b.dxn, N)
     rmsnorm_backward(b.dxn, b.dx, take(b.xs, 0), b.rstd0, N)
     if not accumulate:
-        g[o_wte:o_lm] = 0  # wte and wpe, adjacent: sums over positions, added to row by row
-    dwte, dwpe = mat(g, o_wte, V, C), mat(g, o_wpe, T, C)
+        g[shared.wte:shared.lm_head] = 0  # wte and wpe, adjacent: sums over positions, added to row by row
+    dwte, dwpe = mat(g, shared.wte, V, C), mat(g, shared.wpe, T, C)
     for i in range(n_in):
         r0 = b.starts[i]
         embedding_backward(dwte, dwpe, skip(b.dxn, r0), skip(tokens, offsets_[b.docs[i]]), b.starts[i + 1] - r0)
@@ -273,7 +274,7 @@ def train_group(j, w, wT, grads, batch, model, tokens, offsets_, first, k, doc_l
     for p in range(passes):
         p0, p1 = slot_docs(p, passes, hi - lo)  # equal passes, none over the buffers' documents
         p0, p1 = lo + p0, lo + p1
-        N = gather(b, tokens, offsets_, first, p0, p1, model[4], k)
+        N = gather(b, tokens, offsets_, first, p0, p1, model.block_size, k)
         group_forward(w, wT, model, b, tokens, offsets_, p1 - p0, N)
         for i in range(p1 - p0):
             total = zero

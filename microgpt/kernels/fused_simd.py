@@ -22,6 +22,7 @@ callable only from jitted code:
     vlane(v, k)                 # one lane
     m = matrix_view(flat, off, rows, cols)  # flat[off : off + rows*cols] as a C-contiguous matrix
     take(a, i), skip(a, i0), transposed(m)  # a[i], a[i0:], m.T
+    take_all(record, i)         # take(field, i) of every field of a namedtuple of arrays
 All views here are borrowed (see below).
 
 Products and sums are not fused (no FMA contraction): a matmul written with
@@ -177,23 +178,53 @@ def matrix_view(typingctx, flat, off, rows, cols):
     return retty(flat, off, rows, cols), codegen
 
 
+def _takes_rows(arr):
+    return isinstance(arr, types.Array) and arr.ndim >= 2 and arr.layout == "C"
+
+
+def _take_type(arr):
+    return arr.copy(ndim=arr.ndim - 1, layout="C")
+
+
+def _take_codegen(context, builder, arr, value, i, index):
+    src = make_array(arr)(context, builder, value)
+    shape = cgutils.unpack_tuple(builder, src.shape, arr.ndim)
+    strides = cgutils.unpack_tuple(builder, src.strides, arr.ndim)
+    offset = builder.mul(_intp(context, builder, index, i), shape[1])
+    for d in shape[2:]:
+        offset = builder.mul(offset, d)
+    return _borrowed(context, builder, _take_type(arr), builder.gep(src.data, [offset]), shape[1:], strides[1:],
+                     src.itemsize)
+
+
 @intrinsic
 def take(typingctx, arr, i):
     """arr[i] of a C-contiguous array of 2+ dimensions (borrowed)."""
-    if not (isinstance(arr, types.Array) and arr.ndim >= 2 and arr.layout == "C" and isinstance(i, types.Integer)):
+    if not (_takes_rows(arr) and isinstance(i, types.Integer)):
         return None
-    retty = arr.copy(ndim=arr.ndim - 1, layout="C")
 
     def codegen(context, builder, sig, args):
-        src = make_array(arr)(context, builder, args[0])
-        shape = cgutils.unpack_tuple(builder, src.shape, arr.ndim)
-        strides = cgutils.unpack_tuple(builder, src.strides, arr.ndim)
-        offset = builder.mul(_intp(context, builder, args[1], i), shape[1])
-        for d in shape[2:]:
-            offset = builder.mul(offset, d)
-        return _borrowed(context, builder, retty, builder.gep(src.data, [offset]), shape[1:], strides[1:],
-                         src.itemsize)
-    return retty(arr, i), codegen
+        return _take_codegen(context, builder, arr, args[0], i, args[1])
+    return _take_type(arr)(arr, i), codegen
+
+
+@intrinsic
+def take_all(typingctx, record, i):
+    """`take(field, i)` of every field of a namedtuple of arrays, as a namedtuple of the same class (borrowed).
+
+    The buffers of many documents (or groups) share a leading axis; this picks one
+    document's without a list of the fields, which their namedtuple already is.
+    """
+    if not (isinstance(record, types.BaseNamedTuple) and all(_takes_rows(t) for t in record.types)
+            and isinstance(i, types.Integer)):
+        return None
+    retty = types.BaseTuple.from_types([_take_type(t) for t in record.types], record.instance_class)
+
+    def codegen(context, builder, sig, args):
+        views = [_take_codegen(context, builder, t, builder.extract_value(args[0], k), i, args[1])
+                 for k, t in enumerate(record.types)]
+        return context.make_tuple(builder, retty, views)
+    return retty(record, i), codegen
 
 
 @intrinsic

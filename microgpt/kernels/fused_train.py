@@ -24,6 +24,7 @@ sizes differ by at most one and are spread over the slots (k = 12, S = 8:
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 from numba import njit, prange
 
@@ -33,6 +34,16 @@ from .fused_simd import matrix_view, skip, take
 
 LINEAR, COSINE, CONSTANT = 0, 1, 2
 SCHEDULES = {"linear": LINEAR, "cosine": COSINE, "constant": CONSTANT}
+
+
+class Hyper(NamedTuple):
+    """The optimizer's settings: Adam's, and the learning-rate schedule's."""
+    learning_rate: float  # at step 0; the schedule scales it
+    beta1: float
+    beta2: float
+    eps: float
+    schedule: int  # LINEAR, COSINE or CONSTANT
+    num_steps: int  # the schedule's horizon
 
 
 @njit(**JIT)
@@ -56,13 +67,13 @@ def _transpose_block(wT, w, off, rows, cols):
 @njit(**JIT)
 def refresh_transposed(w, wT, model):
     """wT = the transpose of every matrix the forward pass multiplies by on the right (adam_step keeps it so)."""
-    C, L = model[1], model[3]
-    for li in range(L):
-        _, _, _, o_qkv, o_wo, o_fc1, o_fc2 = offsets(model, li)
-        _transpose_block(wT, w, o_qkv, 3 * C, C)
-        _transpose_block(wT, w, o_wo, C, C)
-        _transpose_block(wT, w, o_fc1, 4 * C, C)
-        _transpose_block(wT, w, o_fc2, C, 4 * C)
+    C = model.n_embd
+    for li in range(model.n_layer):
+        layer = offsets(model, li)
+        _transpose_block(wT, w, layer.qkv, 3 * C, C)
+        _transpose_block(wT, w, layer.wo, C, C)
+        _transpose_block(wT, w, layer.fc1, 4 * C, C)
+        _transpose_block(wT, w, layer.fc2, C, 4 * C)
 
 
 @njit(**JIT)
@@ -74,7 +85,7 @@ def _doc_tokens(tokens, offsets_, d, T):
 @njit(**JIT)
 def _train_doc(w, wT, g, model, a, tokens, offsets_, d, k):
     """Forward and backward of document d, its gradient scaled by 1/k added to g; its loss."""
-    tok, n = _doc_tokens(tokens, offsets_, d, model[4])
+    tok, n = _doc_tokens(tokens, offsets_, d, model.block_size)
     loss = doc_forward(w, wT, model, a, tok, 0, n, True)
     doc_backward(w, g, model, a, tok, n, a.losses.dtype.type((1.0 / n) * (1.0 / k)))
     return loss
@@ -118,20 +129,20 @@ def _finish_slots(grad, slot_grads, doc_losses):
 @njit(**JIT)
 def adam_step(w, wT, m, v, grad, model, hyper, s):
     """Adam on every parameter (step s), refreshing the transposed copies the forward pass reads."""
-    lr0, b1, b2, eps, schedule, num_steps = hyper
-    lr = learning_rate(s, lr0, schedule, num_steps)
+    b1, b2, eps = hyper.beta1, hyper.beta2, hyper.eps
+    lr = learning_rate(s, hyper.learning_rate, hyper.schedule, hyper.num_steps)
     c1, c2 = 1.0 - b1 ** float(s + 1), 1.0 - b2 ** float(s + 1)  # float exponents: C pow(), like Python's
-    V, C, L, T = model[0], model[1], model[3], model[4]
-    o_wte, o_wpe, o_lm, _, _, _, _ = offsets(model, 0)
-    adam_update(w, wT, grad, m, v, o_wte, V, C, False, lr, b1, b2, eps, c1, c2)
-    adam_update(w, wT, grad, m, v, o_wpe, T, C, False, lr, b1, b2, eps, c1, c2)
-    adam_update(w, wT, grad, m, v, o_lm, V, C, False, lr, b1, b2, eps, c1, c2)
-    for li in range(L):
-        _, _, _, o_qkv, o_wo, o_fc1, o_fc2 = offsets(model, li)
-        adam_update(w, wT, grad, m, v, o_qkv, 3 * C, C, True, lr, b1, b2, eps, c1, c2)
-        adam_update(w, wT, grad, m, v, o_wo, C, C, True, lr, b1, b2, eps, c1, c2)
-        adam_update(w, wT, grad, m, v, o_fc1, 4 * C, C, True, lr, b1, b2, eps, c1, c2)
-        adam_update(w, wT, grad, m, v, o_fc2, C, 4 * C, True, lr, b1, b2, eps, c1, c2)
+    V, C, T = model.vocab_size, model.n_embd, model.block_size
+    shared = offsets(model, 0)  # wte, wpe and lm_head: the same for every layer
+    adam_update(w, wT, grad, m, v, shared.wte, V, C, False, lr, b1, b2, eps, c1, c2)
+    adam_update(w, wT, grad, m, v, shared.wpe, T, C, False, lr, b1, b2, eps, c1, c2)
+    adam_update(w, wT, grad, m, v, shared.lm_head, V, C, False, lr, b1, b2, eps, c1, c2)
+    for li in range(model.n_layer):
+        layer = offsets(model, li)
+        adam_update(w, wT, grad, m, v, layer.qkv, 3 * C, C, True, lr, b1, b2, eps, c1, c2)
+        adam_update(w, wT, grad, m, v, layer.wo, C, C, True, lr, b1, b2, eps, c1, c2)
+        adam_update(w, wT, grad, m, v, layer.fc1, 4 * C, C, True, lr, b1, b2, eps, c1, c2)
+        adam_update(w, wT, grad, m, v, layer.fc2, C, 4 * C, True, lr, b1, b2, eps, c1, c2)
 
 
 @njit(**JIT)
@@ -139,8 +150,8 @@ def train_loop(w, wT, m, v, grad, slot_grads, acts, tokens, offsets_, model, hyp
                doc_losses, losses):
     """Steps start .. start+count-1 on one thread; losses[i] = the loss of step start+i.
 
-    hyper = (learning rate, beta1, beta2, eps, schedule code, num_steps);
-    doc_losses (k,) is scratch. On entry `grad` must be zero (Adam leaves it so).
+    model is a fused_model.Model, hyper a Hyper; doc_losses (k,) is scratch. On entry `grad` must be
+    zero (Adam leaves it so).
     """
     # one document per step goes straight into grad (one call site: the model is inlined once)
     grads = matrix_view(grad, 0, 1, grad.shape[0]) if k == 1 else slot_grads
@@ -178,7 +189,7 @@ def eval_docs(w, wT, model, acts, tokens, offsets_, out):
     """out[d] = the loss of document d, no gradient."""
     a = slot(acts, 0)
     for d in range(offsets_.shape[0] - 1):
-        tok, n = _doc_tokens(tokens, offsets_, d, model[4])
+        tok, n = _doc_tokens(tokens, offsets_, d, model.block_size)
         out[d] = doc_forward(w, wT, model, a, tok, 0, n, True)
 
 
