@@ -9,10 +9,12 @@ the same everywhere, so results line up across commits and machines.
 import importlib.util
 import os
 
+from microgpt.backends.registry import DTYPES as REGISTERED_DTYPES, REGISTRY, skip_reason
+
 from . import ROOT
 
-BACKENDS = ["python", "numpy", "numpy_batched", "fused", "torch"]  # torch: skipped where not installed
-DTYPES = ["float64", "float32"]
+BACKENDS = list(REGISTRY)  # every registered one, installed or not: one not installed is skipped in setup
+DTYPES = list(REGISTERED_DTYPES)
 SCENARIOS = ["names", "alice"]
 # sequence length T, width C, heads H, vocabulary V: the two scenarios, and a size where BLAS pays
 SIZES = {
@@ -41,15 +43,12 @@ def threading_layer_first():
 
 def make_backend(backend, dtype, scenario, **training):
     """(experiment, backend) ready to time: compiled, two steps already run. NotImplementedError if not here."""
-    from microgpt.backends import get_backend_class, is_available
+    from microgpt.config import load_scenario
     from microgpt.perf import bench_experiment
 
-    if not is_available(backend):
-        raise NotImplementedError(f"backend {backend!r} is not installed or not written yet")
-    if dtype not in get_backend_class(backend).dtypes:
-        raise NotImplementedError(f"backend {backend!r} has no {dtype}")
-    if backend == "python" and scenario != "names":
-        raise NotImplementedError("python backend: about a minute per step at T=128; timed on names only")
+    reason = skip_reason(backend, dtype, load_scenario(scenario).model.block_size)
+    if reason:
+        raise NotImplementedError(reason)
     exp = bench_experiment(scenario, dtype, extra_dirs=[SHARED_DATA], num_steps=LONG_RUN, **training)
     be = exp.make_backend(backend)
     be.compile()

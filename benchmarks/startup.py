@@ -15,8 +15,12 @@ import subprocess
 import sys
 import tempfile
 
+from microgpt.backends.registry import REGISTRY, unavailable_reason
+
 from . import ROOT
 from .common import SHARED_DATA, need
+
+NUMBA_BACKENDS = [name for name, entry in REGISTRY.items() if "numba" in entry.needs]
 
 
 def _prelude():
@@ -30,14 +34,13 @@ def timeraw_import_microgpt():
 
 
 class ImportBackend:
-    params = ["python", "numpy", "numpy_batched", "fused"]
+    params = ["python", *NUMBA_BACKENDS]
     param_names = ["backend"]
 
     def setup(self, backend):
-        from microgpt.backends import is_available
-
-        if not is_available(backend):
-            raise NotImplementedError(f"backend {backend!r} is not installed or not written yet")
+        reason = unavailable_reason(backend)
+        if reason:
+            raise NotImplementedError(reason)
 
     def timeraw_import(self, backend):
         return f"from microgpt.backends import get_backend_class; get_backend_class({backend!r})", _prelude()
@@ -100,13 +103,12 @@ class BackendColdStart(_NumbaColdStart):
     The data and initial weights are prepared untimed (pure Python, no Numba).
     """
 
-    params = (["numpy", "numpy_batched", "fused"], ["none", "disk"])
+    params = (NUMBA_BACKENDS, ["none", "disk"])
 
     def check(self, target):
-        from microgpt.backends import is_available
-
-        if not is_available(target):
-            raise NotImplementedError(f"backend {target!r} is not installed or not written yet")
+        reason = unavailable_reason(target)
+        if reason:
+            raise NotImplementedError(reason)
 
     def code(self, target):
         setup_code = "\n".join([

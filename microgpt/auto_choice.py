@@ -17,10 +17,10 @@ import math
 import os
 from dataclasses import dataclass
 
+from .backends.registry import AUTO_ORDER
 from .scale_points import groups, tokens_per_step
 
 TABLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "auto_table.json")
-FALLBACK_ORDER = ("fused", "python")
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def choose(flops_per_token: float, tokens_per_step: float, dtype: str, threads: 
         return Choice(winner.backend, f"measured fastest at the nearest sweep point ({winner.flops_per_token:,.0f} "
                                       f"FLOPs/token, {winner.tokens_per_step:,.0f} tokens/step, {dtype}, "
                                       f"{nearest_threads} thread(s): {winner.tokens_per_s:,.0f} tokens/s{margin})")
-    backend = next(b for b in FALLBACK_ORDER if b in installed)
+    backend = next(b for b in AUTO_ORDER if b in installed)
     why = "no measured table for this dtype" if table else "no measured table"
     return Choice(backend, f"{why}: fused when Numba is installed, else python")
 

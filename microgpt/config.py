@@ -16,14 +16,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .backends.registry import DTYPES, backend_choices
 from .errors import ConfigError
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 # a checkout keeps the scenarios in configs/ at the root; a wheel ships them as microgpt/configs/
 CONFIG_DIR = next((d for d in (os.path.join(os.path.dirname(_HERE), "configs"), os.path.join(_HERE, "configs"))
                    if os.path.isdir(d)), os.path.join(_HERE, "configs"))
-BACKENDS = ("auto", "python", "numpy", "numpy_batched", "fused", "torch")
-DTYPES = ("float64", "float32")
 
 
 def _positive(x):
@@ -40,6 +39,10 @@ def _unit_interval(x):
 
 def _one_of(*choices):
     return lambda x: None if x in choices else f"must be one of {', '.join(map(repr, choices))}"
+
+
+def _backend_name(x):
+    return _one_of(*backend_choices())(x)  # read when checked: a backend registered later is accepted
 
 
 def _spec(default, types, check=None, doc=""):
@@ -92,7 +95,7 @@ class TrainingConfig:
     batch_size: int = _spec(1, INT, _at_least(1), "documents per forward/backward")
     grad_accum: int = _spec(1, INT, _at_least(1), "forward/backward passes per optimizer step")
     dtype: str = _spec("float64", (str,), _one_of(*DTYPES), "floating-point type of the array backends")
-    backend: str = _spec("auto", (str,), _one_of(*BACKENDS), "auto picks fused when Numba is installed, else python")
+    backend: str = _spec("auto", (str,), _backend_name, "auto picks fused when Numba is installed, else python")
     time_budget: Any = _spec(None, NUM + (type(None),), _positive, "seconds of training (compile excluded); sets "
                              "num_steps from the step rate measured first, or null")
 

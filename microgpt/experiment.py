@@ -12,8 +12,9 @@ import random
 from dataclasses import dataclass, field
 
 from .auto_choice import Choice, choose, load_table, table_path
-from .backends import get_backend_class, resolve_name
+from .backends import get_backend_class
 from .backends.base import Backend
+from .backends.registry import available_backends, resolve_name
 from .config import Config
 from .data import Dataset, Tokenizer, load_dataset, split_train_val
 from .errors import MicrogptError
@@ -40,7 +41,6 @@ class Experiment:
 
     def choose_auto(self) -> Choice:
         """What `--backend auto` trains this experiment with, and why (microgpt/auto_choice.py)."""
-        from .backends import available_backends
         from .perf import configured_threads, flops_per_token
 
         m, t = self.cfg.model, self.cfg.training

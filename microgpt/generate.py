@@ -8,10 +8,11 @@ import sys
 import warnings
 
 from . import checkpoint
-from .backends import is_available, resolve_name
+from .backends import get_backend_class
 from .backends.base import Backend
+from .backends.registry import backend_choices, resolve_name
 from .cli import run_main
-from .config import BACKENDS, SamplingConfig, scenario_names
+from .config import SamplingConfig, scenario_names
 from .data import Tokenizer
 from .errors import MicrogptError
 from .sampling import check_chain_context, decode, fit_prompt_case, sample, sample_chain
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chain-context", type=int, metavar="N", help="characters kept as the next prompt in --chain, "
                    "1 .. block_size-1 (default block_size // 2, as the seed: each round generates the rest)")
     p.add_argument("--max-chars", type=int, default=500, metavar="N", help="length of a --chain text (default 500)")
-    p.add_argument("--backend", "-b", choices=BACKENDS, default="auto",
+    p.add_argument("--backend", "-b", choices=backend_choices(), default="auto",
                    help="backend that computes the logits (default auto: fused when numba is installed)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"),
                    help="where --backend torch computes (default auto: cuda when available, else cpu)")
@@ -61,8 +62,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_backend(ckpt: checkpoint.Checkpoint, name: str, device: str | None = None) -> Backend:
-    from .backends import get_backend_class
-
     name = resolve_name(name)
     if device is not None and name != "torch":
         raise MicrogptError(f"--device: for --backend torch only (this run uses {name})")
@@ -124,8 +123,6 @@ def _generate(args, ckpt, tokenizer, prompt, temperature, num, max_tokens, optio
         rng = random.Random(ckpt.config.training.seed)
         if state:
             rng.setstate(checkpoint.rng_state_from_json(state))
-    if args.backend == "auto" and not is_available("fused"):
-        args.backend = "python"
     backend = load_backend(ckpt, args.backend, args.device)
     stop = not args.no_stop_at_bos
 

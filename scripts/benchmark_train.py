@@ -34,7 +34,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from microgpt import perf  # noqa: E402
-from microgpt.config import BACKENDS, DTYPES, load_scenario  # noqa: E402
+from microgpt.backends.registry import backend_choices  # noqa: E402
+from microgpt.config import DTYPES, load_scenario  # noqa: E402
 from microgpt.errors import MicrogptError  # noqa: E402
 from microgpt.experiment import prepare  # noqa: E402
 from microgpt.output_path import check_file, write_json  # noqa: E402
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python scripts/benchmark_train.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenario", "-s", default="names", help="configs/<scenario>.json (default names)")
-    p.add_argument("--backend", "-b", default="auto", choices=BACKENDS,
+    p.add_argument("--backend", "-b", default="auto", choices=backend_choices(),
                    help="default auto, as training: fused when Numba is installed, else python")
     p.add_argument("--steps", "-n", type=int, default=200, help="steps to run, warm-up included (default 200)")
     p.add_argument("--warmup", type=int, help="first steps run but not timed (default 5, or steps - 1 when fewer: "

@@ -40,7 +40,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from microgpt import perf  # noqa: E402
-from microgpt.backends import REGISTRY, get_backend_class, is_available  # noqa: E402
+from microgpt.backends.registry import DTYPES, REGISTRY, is_available  # noqa: E402
 from microgpt.errors import MicrogptError  # noqa: E402
 from microgpt.report import command_line as report  # noqa: E402
 
@@ -97,8 +97,8 @@ def loss_curves(args, work: str) -> str:
     for backend in REGISTRY:
         if not is_available(backend):
             continue
-        for dtype in ("float64", "float32"):
-            if dtype not in get_backend_class(backend).dtypes:
+        for dtype in DTYPES:
+            if dtype not in REGISTRY[backend].dtypes:
                 continue
             steps = args.python_loss_steps if backend == "python" else args.loss_steps
             if args.quick:

@@ -32,7 +32,7 @@ sys.path.insert(0, ROOT)
 
 from microgpt import checkpoint, perf  # noqa: E402
 from microgpt.report.quality import plot, print_table  # noqa: E402
-from microgpt.backends import available_backends, resolve_name  # noqa: E402
+from microgpt.backends.registry import available_backends, resolve_name  # noqa: E402
 from microgpt.cli import format_duration, run_main  # noqa: E402
 from microgpt.config import load_scenario  # noqa: E402
 from microgpt.errors import MicrogptError  # noqa: E402

@@ -37,7 +37,8 @@ sys.path.insert(0, ROOT)
 import pyperf  # noqa: E402
 
 from microgpt import perf  # noqa: E402
-from microgpt.backends import REGISTRY, get_backend_class, is_available  # noqa: E402
+from microgpt.backends.registry import DTYPES, REGISTRY, skip_reason  # noqa: E402
+from microgpt.config import load_scenario  # noqa: E402
 from microgpt.errors import MicrogptError  # noqa: E402
 from microgpt.output_path import check_file  # noqa: E402
 
@@ -63,16 +64,6 @@ def cases(args) -> list[tuple[str, str]]:
         for dtype in args.dtypes:
             out.append((backend, dtype))
     return out
-
-
-def skip_reason(backend: str, dtype: str, scenario: str) -> str | None:
-    if not is_available(backend):
-        return "not installed or not written yet"
-    if dtype not in get_backend_class(backend).dtypes:
-        return f"no {dtype}"
-    if backend == "python" and scenario != "names":
-        return "about a minute per step at T=128"
-    return None
 
 
 def setup(backend: str, dtype: str, scenario: str):
@@ -120,7 +111,7 @@ def main() -> None:
     p.add_argument("--scenario", default="names", help="configs/<scenario>.json (default names)")
     p.add_argument("--backends", nargs="+", default=[b for b in REGISTRY], choices=list(REGISTRY),
                    help="default: every backend (those not installed are skipped)")
-    p.add_argument("--dtypes", nargs="+", default=["float64", "float32"], choices=["float64", "float32"])
+    p.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=DTYPES)
     args = runner.parse_args(with_inherited_environ(sys.argv[1:]))
     if args.output and not args.worker:  # pyperf writes it, at the end: say now if it cannot
         try:
@@ -129,9 +120,10 @@ def main() -> None:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(1)
 
+    block_size = load_scenario(args.scenario).model.block_size
     task = 0
     for backend, dtype in cases(args):
-        reason = skip_reason(backend, dtype, args.scenario)
+        reason = skip_reason(backend, dtype, block_size)
         if reason:
             if not args.worker:
                 print(f"skipped {backend} {dtype}: {reason}", file=sys.stderr)

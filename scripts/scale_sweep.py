@@ -37,7 +37,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from microgpt import auto_choice, params, perf  # noqa: E402
-from microgpt.backends import REGISTRY, is_available  # noqa: E402
+from microgpt.backends.registry import REGISTRY, available_backends, is_available, unavailable_reason  # noqa: E402
 from microgpt.cli import format_duration, run_main  # noqa: E402
 from microgpt.config import DTYPES, ModelConfig, load_scenario, scenario_names  # noqa: E402
 from microgpt.errors import MicrogptError  # noqa: E402
@@ -183,8 +183,8 @@ def num_params(spec: dict) -> int:
 
 def points(grid: dict) -> tuple[list[Point], dict]:
     """Every point to run, and {backend: why it is not run} for optional ones that are not installed."""
-    skipped = {name: "not installed" for name in grid.get("optional_backends", [])
-               if not is_available(backend_of(name))}
+    skipped = {name: reason for name in grid.get("optional_backends", [])
+               if (reason := unavailable_reason(backend_of(name)))}
     names = [*grid["backends"], *[b for b in grid.get("optional_backends", []) if b not in skipped]]
     if "python" not in names and is_available("python"):
         names.append("python")  # at the smallest points only, below
@@ -195,7 +195,7 @@ def points(grid: dict) -> tuple[list[Point], dict]:
             if name == "python" and num_params(spec) > grid["python_max_params"]:
                 continue
             for dtype in grid["dtypes"]:
-                if dtype != "float64" and name == "python":
+                if dtype not in REGISTRY[backend_of(name)].dtypes:
                     continue
                 for threads in grid["threads"]:
                     if name == "python" and threads > 1:
@@ -394,8 +394,6 @@ def main(argv=None) -> int:
 
 
 def write_auto_table(sweep_path: str, table_path: str) -> int:
-    from microgpt.backends import available_backends
-
     if not os.path.exists(sweep_path):
         raise MicrogptError(f"--out {sweep_path}: no sweep results there; run the sweep first")
     with open(sweep_path, encoding="utf-8") as f:

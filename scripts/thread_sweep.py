@@ -49,7 +49,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from microgpt import perf  # noqa: E402
-from microgpt.backends import REGISTRY, get_backend_class, is_available  # noqa: E402
+from microgpt.backends.registry import DTYPES, REGISTRY, skip_reason  # noqa: E402
 from microgpt.config import load_scenario  # noqa: E402
 from microgpt.errors import MicrogptError  # noqa: E402
 from microgpt.output_path import check_file, write_json  # noqa: E402
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenarios", nargs="+", default=["names", "alice"])
     p.add_argument("--backends", nargs="+", default=list(REGISTRY), choices=list(REGISTRY))
-    p.add_argument("--dtypes", nargs="+", default=["float64", "float32"], choices=["float64", "float32"])
+    p.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=DTYPES)
     p.add_argument("--blas-threads", nargs="+", type=int, default=[1, 2], help="OMP/OPENBLAS/MKL_NUM_THREADS values")
     p.add_argument("--numba-threads", nargs="+", type=int, default=[1, 2], help="NUMBA_NUM_THREADS values")
     p.add_argument("--layers", nargs="+", default=threading_layers(),
@@ -107,13 +107,7 @@ def configurations(args) -> list[dict]:
         block = load_scenario(scenario).model.block_size
         for backend in args.backends:
             for dtype in args.dtypes:
-                skip = None
-                if not is_available(backend):
-                    skip = "not installed or not written yet"
-                elif dtype not in get_backend_class(backend).dtypes:
-                    skip = f"no {dtype}"
-                elif backend == "python" and block > 16:
-                    skip = f"about a minute per step at T={block}"
+                skip = skip_reason(backend, dtype, block)
                 for blas in args.blas_threads:
                     for numba_threads in args.numba_threads:
                         numba_backend = backend != "python"

@@ -8,7 +8,8 @@ import pytest
 
 from conftest import tiny_config_dict
 
-from microgpt.backends import REGISTRY, _missing, get_backend_class
+from microgpt.backends import get_backend_class
+from microgpt.backends.registry import REGISTRY, missing_modules
 from microgpt.config import config_from_dict
 from microgpt.errors import MicrogptError
 from microgpt.params import init_weights
@@ -107,8 +108,8 @@ def model():
 
 
 def build(model, name):
-    if _missing(name):
-        pytest.skip(f"{name} needs {', '.join(_missing(name))}")
+    if missing_modules(name):
+        pytest.skip(f"{name} needs {', '.join(missing_modules(name))}")
     cfg, vocab, weights = model
     return get_backend_class(name)(cfg.replace("training", backend=name), vocab, weights, [])
 

@@ -26,7 +26,8 @@ from equivalence import (assert_inference_matches_python, assert_samples_agree, 
 from golden.reference import NAMES_SEED42, assert_is_the_golden_run, printed_samples  # noqa: E402
 from microgpt import checkpoint  # noqa: E402
 from microgpt.backends import fused as fm  # noqa: E402
-from microgpt.backends import get_backend_class, resolve_name  # noqa: E402
+from microgpt.backends import get_backend_class  # noqa: E402
+from microgpt.backends.registry import resolve_name  # noqa: E402
 from microgpt.errors import MicrogptError  # noqa: E402
 from microgpt.experiment import prepare  # noqa: E402
 from microgpt.sampling import sample  # noqa: E402

@@ -56,9 +56,9 @@ def test_impossible_combinations_are_skipped_in_setup(backend, dtype, scenario, 
 
 
 def test_a_missing_backend_is_skipped_in_setup(monkeypatch):
-    import microgpt.backends
+    from microgpt.backends import registry
 
-    monkeypatch.setattr(microgpt.backends, "is_available", lambda name: False)
+    monkeypatch.setattr(registry, "is_available", lambda name: False)
     with pytest.raises(NotImplementedError, match="not installed or not written yet"):
         training.TrainStep().setup("fused", "float64", "names")
 

@@ -15,10 +15,11 @@ import math
 
 import pytest
 
-from microgpt.backends import get_backend_class, is_available
+from microgpt.backends.registry import DTYPES, REGISTRY, skip_reason
+from microgpt.config import load_scenario
 from microgpt.perf import STEP_CHUNK, bench_experiment, flops_for_docs, step_positions
 
-ARRAY_BACKENDS = ["numpy", "numpy_batched", "fused", "torch"]
+ARRAY_BACKENDS = [name for name in REGISTRY if name != "python"]
 # float64 backends follow the reference's order of operations closely; float32 rounds every op
 LOSS_TOL = {"float64": 1e-9, "float32": 2e-4}
 REF_STEPS = 3
@@ -31,10 +32,9 @@ def python_losses():
 
 
 def make(backend, dtype):
-    if not is_available(backend):
-        pytest.skip(f"backend {backend!r} is not installed or not written yet")
-    if dtype not in get_backend_class(backend).dtypes:
-        pytest.skip(f"backend {backend!r} has no {dtype}")
+    reason = skip_reason(backend, dtype, load_scenario("names").model.block_size)
+    if reason:
+        pytest.skip(reason)
     exp = bench_experiment("names", dtype, num_steps=1000)
     be = exp.make_backend(backend)
     be.compile()
@@ -73,7 +73,7 @@ def test_python_step(benchmark, python_losses):
     timed_step(benchmark, exp, be, "python", "float64")
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("backend", ARRAY_BACKENDS)
 def test_array_backend_step(benchmark, python_losses, backend, dtype):
     exp, be = make(backend, dtype)

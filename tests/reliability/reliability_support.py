@@ -16,7 +16,7 @@ import sys
 from conftest import ROOT, cli_env, tiny_config_dict
 
 from microgpt import envvars
-from microgpt.backends import REGISTRY, get_backend_class
+from microgpt.backends.registry import REGISTRY, missing_modules
 
 LOSS_LINE = re.compile(r"^step +(\d+) / +(\d+) \| loss (\S+) \|", re.M)
 
@@ -58,11 +58,9 @@ def backend_params():
     """
     import pytest
 
-    from microgpt.backends import _missing
-
     out = []
     for name in REGISTRY:
-        missing = _missing(name)
+        missing = missing_modules(name)
         marks = [pytest.mark.skip(reason=f"backend {name!r} needs {', '.join(missing)} (not installed)")] \
             if missing else []
         out.append(pytest.param(name, marks=marks, id=name))
@@ -78,7 +76,7 @@ def backend_dtype_params():
         name = p.values[0]
         dtypes = ("float64",)
         if not p.marks:
-            dtypes = get_backend_class(name).dtypes
+            dtypes = REGISTRY[name].dtypes
         for dtype in dtypes:
             out.append(pytest.param(name, dtype, marks=p.marks, id=f"{name}-{dtype}"))
     return out
