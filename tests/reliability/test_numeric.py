@@ -193,6 +193,9 @@ class _Backend:
             out.append(o)
         return out
 
+    def stop_signal(self, received):  # one process: a signal stops it at once (Backend.stop_signal)
+        return received
+
 
 @pytest.mark.parametrize("outcomes, message", [
     ([2.0, 1.5, float("nan"), 1.0], "the loss became nan at step 3; stopped without saving"),
