@@ -21,6 +21,8 @@ from .base import Backend, Matrix
 
 
 def _exp(x):
+    # math.exp on both paths (Value.exp calls it), as the reference does: not the kernels' vector exp
+    # (fused_simd.vexp), whose last bit may differ and which gives 0 where the result would be denormal
     return x.exp() if isinstance(x, Value) else math.exp(x)
 
 

@@ -16,8 +16,8 @@ faster than loops can skip it. They differ in the softmax between them:
   the whole (..., H, Tq, Tk) array;
 - `causal_attention_forward_fused` / `causal_attention_backward_fused`: the
   same products with a Numba softmax: one pass per row over its visible keys
-  only (half the exps), an exp that vectorises, `prange` over (batch, head)
-  when the call is big enough. Same signatures.
+  only (half the exps), the fused backend's vector exp (fused_simd.vexp),
+  `prange` over (batch, head) when the call is big enough. Same signatures.
 
 Padding at the end of a document needs no mask of its own: a real position
 never attends to a later one, and the caller gives padded positions a zero
@@ -32,6 +32,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import envvars
+from .fused_simd import VECTOR_BYTES, exp_shifted
 
 
 def _split_heads(x, n_head):
@@ -115,80 +116,35 @@ def causal_attention_backward(dout, q, k, v, att, n_head):
 _FAST = {"contract", "reassoc"}
 
 
-@lru_cache(maxsize=None)
-def _exp_constants(dtype):
-    """What `_exp_row` needs for one dtype: (constants in that dtype, the int type of its bits).
-
-    exp(x) = 2**t exp(r) with t = round(x / ln 2) and r = x - t ln 2, ln 2 split into a
-    short head and a tail so that t * head is exact (Cody-Waite; the splits are fdlibm's);
-    exp(r) is its Taylor series (|r| <= ln(2)/2; to r**13 for float64, truncation below
-    1e-17, to r**7 for float32, below 1e-9), and 2**t is written into the exponent bits.
-    Results that would be denormal or smaller are exactly 0: denormals are slow, and a
-    weight below 1e-38 (1e-307) next to the row's largest, 1, changes nothing.
-    """
-    dtype = np.dtype(dtype)
-    if dtype == np.float32:
-        ln2_hi, ln2_lo, lowest, degree, itype, mantissa, bias = (
-            0.693145751953125, 1.428606765330187e-06, -100.0, 7, np.int32, 23, 127)
-    else:
-        ln2_hi, ln2_lo, lowest, degree, itype, mantissa, bias = (
-            0.6931471803691238, 1.9082149292705877e-10, -750.0, 13, np.int64, 52, 1023)
-    taylor = [1.0]
-    for i in range(1, 14):
-        taylor.append(taylor[-1] / i if i <= degree else 0.0)
-    consts = np.array([1.4426950408889634, ln2_hi, ln2_lo, lowest, bias, 2.0 ** mantissa, *taylor], dtype=dtype)
-    consts.flags.writeable = False
-    return consts, itype
+@njit(cache=True, nogil=True, fastmath=False)  # set, so not inherited from the fastmath caller
+def _exp_visible(row, top, tail):
+    # row <- exp(row - top): fused_simd's vexp, compiled here without fastmath so that it rounds as it
+    # does in the fused backend (and flushes what would be denormal, slow to compute with, to 0)
+    exp_shifted(row, top, tail)
 
 
 @njit(cache=True, fastmath=_FAST)
-def _exp_row(s, top, bits, pow2, ec):
-    # s <- exp(min(s - top, 0)); bits (int) and pow2 (float) are two views of one scratch buffer
-    log2e, ln2_hi, ln2_lo, lowest, bias, mantissa = ec[0], ec[1], ec[2], ec[3], ec[4], ec[5]
-    c0, c1, c2, c3, c4, c5, c6, c7 = ec[6], ec[7], ec[8], ec[9], ec[10], ec[11], ec[12], ec[13]
-    c8, c9, c10, c11, c12, c13 = ec[14], ec[15], ec[16], ec[17], ec[18], ec[19]
-    zero = c0 - c0
-    wide = c13 != zero  # float64 needs all the terms; float32 stops at r**7
-    for j in range(s.shape[0]):
-        x = min(max(s[j] - top, lowest), zero)
-        t = np.floor(x * log2e + c2)  # c2 = 1/2: rounds to nearest
-        r = (x - t * ln2_hi) - t * ln2_lo
-        # Estrin's scheme: shorter dependency chains than Horner's
-        r2 = r * r
-        r4 = r2 * r2
-        p = (c0 + c1 * r) + r2 * (c2 + c3 * r) + r4 * ((c4 + c5 * r) + r2 * (c6 + c7 * r))
-        if wide:
-            p += (r4 * r4) * ((c8 + c9 * r) + r2 * (c10 + c11 * r) + r4 * (c12 + c13 * r))
-        s[j] = p
-        # 2**t as bits: the biased exponent t + bias shifted past the mantissa, or 0 (the float 0)
-        # where the result would be denormal; in float arithmetic, which vectorises, then one conversion
-        e = t + bias
-        bits[j] = (e if e > c0 else zero) * mantissa
-    for j in range(s.shape[0]):
-        s[j] *= pow2[j]
-
-
-@njit(cache=True, fastmath=_FAST)
-def _softmax_head(a, bits, pow2, ec):
+def _softmax_head(a, tail):
     # a (Tq, Tk) scores -> probabilities in place; query i sees keys 0 .. Tk - Tq + i
     Tq, Tk = a.shape
-    zero = ec[6] - ec[6]
+    zero, one = a.dtype.type(0), a.dtype.type(1)
+    W = tail.shape[0]
     for i in range(Tq):
         n = Tk - Tq + i + 1
         row = a[i]
         top = row[0]
         for j in range(1, n):
             top = max(top, row[j])
-        # up to a multiple of 8 keys: whole vectors, no slow scalar remainder; the extra ones are zeroed
-        m = min(Tk, (n + 7) // 8 * 8)
-        _exp_row(row[:m], top, bits, pow2, ec)
+        # up to whole vectors where the row has room: no partial one to go through `tail` but at its end;
+        # the extra keys' exps (of scores above `top`, maybe inf) are zeroed
+        _exp_visible(row[:min(Tk, (n + W - 1) // W * W)], top, tail)
         for j in range(n, Tk):
             row[j] = zero
         total = zero
-        for j in range(m):
+        for j in range(n):
             total += row[j]
-        inv_total = ec[6] / total  # times the reciprocal, as the reference does (ec[6] = 1)
-        for j in range(m):
+        inv_total = one / total  # times the reciprocal, as the reference does
+        for j in range(n):
             row[j] *= inv_total
 
 
@@ -205,15 +161,15 @@ def _softmax_backward_head(d, a):
 
 
 @njit(cache=True, nogil=True)
-def _softmax_serial(att, bits, pow2, ec):
+def _softmax_serial(att, tails):
     for r in range(att.shape[0]):
-        _softmax_head(att[r], bits[0], pow2[0], ec)
+        _softmax_head(att[r], tails[0])
 
 
 @njit(cache=True, parallel=True)
-def _softmax_parallel(att, bits, pow2, ec):
+def _softmax_parallel(att, tails):
     for r in prange(att.shape[0]):
-        _softmax_head(att[r], bits[r], pow2[r], ec)
+        _softmax_head(att[r], tails[r])
 
 
 @njit(cache=True, nogil=True)
@@ -250,10 +206,9 @@ def _masked_softmax_numba(scores, parallel=None):
     Tq, Tk = scores.shape[-2:]
     heads = scores.reshape(-1, Tq, Tk)  # a view: the scores come fresh from matmul
     parallel = _use_parallel(parallel, heads.shape[0], Tq, Tk)
-    ec, itype = _exp_constants(scores.dtype)
-    bits = np.empty((heads.shape[0] if parallel else 1, Tk), itype)
+    tails = np.empty((heads.shape[0] if parallel else 1, VECTOR_BYTES // scores.itemsize), scores.dtype)
     run = _softmax_parallel if parallel else _softmax_serial
-    run(heads, bits, bits.view(scores.dtype), ec)
+    run(heads, tails)
 
 
 def _masked_softmax_backward_numba(datt, att, parallel=None):

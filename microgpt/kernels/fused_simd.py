@@ -16,6 +16,7 @@ callable only from jitted code:
     s = vsplat(x, like)         # x in every lane, dtype of `like` (array or vector)
     a + b, a - b, a * b, a / b  # lane-wise, IEEE, no fused multiply-add
     vmax(a, b), vsqrt(a), vexp(a)
+    exp_shifted(row, shift, tail)  # row = vexp(row - shift), any length (tail: one vector of scratch)
     vwhere_positive(x, v)       # v where x > 0, else 0 (the ReLU mask)
     vsum(v)                     # horizontal, to a scalar
     vmask(v, lo, hi, fill)      # lanes outside lo..hi-1 replaced by fill
@@ -490,3 +491,33 @@ def _vexp32(x):
 def _vexp_overload(x):
     if isinstance(x, VecType):
         return _vexp64 if x.dtype == types.float64 else _vexp32
+
+
+def exp_shifted(row, shift, tail):
+    """row[i] = vexp(row[i] - shift) for the whole row, in place, whatever its length.
+
+    Whole vectors in place; the last, partial one through `tail`, a scratch row of
+    one vector, so nothing past the row's end is read or written (it may be the
+    next row's data). For array code that does not pad its rows to whole vectors.
+    """
+
+
+@overload(exp_shifted)
+def _exp_shifted_overload(row, shift, tail):
+    if not (_is_contiguous_row(row) and _is_contiguous_row(tail) and row.dtype == tail.dtype):
+        return None
+
+    def impl(row, shift, tail):
+        W = vwidth(row)
+        n = row.shape[0]
+        whole = n - n % W
+        by = vsplat(shift, row)
+        for i in range(0, whole, W):
+            vstore(row, i, vexp(vload(row, i) - by))
+        if whole < n:
+            for i in range(W):  # lanes past the row's end: exp(0), unread
+                tail[i] = row[whole + i] if whole + i < n else shift
+            vstore(tail, 0, vexp(vload(tail, 0) - by))
+            for i in range(whole, n):
+                row[i] = tail[i - whole]
+    return impl

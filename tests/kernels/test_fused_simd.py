@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from microgpt.kernels.fused_simd import EXP_LIMITS, vexp, vload, vstore, vwidth
+from microgpt.kernels.fused_simd import EXP_LIMITS, exp_shifted, vwidth
 
 DTYPES = [np.float64, np.float32]
 MAX_REL_ERROR_EPS = 2.0  # measured: 1.78 eps in float64, 1.42 in float32 (test_accuracy_over_the_normal_range)
@@ -23,15 +23,10 @@ MAX_REL_ERROR_EPS = 2.0  # measured: 1.78 eps in float64, 1.42 in float32 (test_
 
 @njit(cache=True)
 def vexp_array(x):
-    """vexp over an array padded to whole vectors; the result at the array's length."""
-    W = vwidth(x)
-    n = x.shape[0]
-    padded = np.zeros((n + W - 1) // W * W, x.dtype)
-    padded[:n] = x
-    out = np.empty_like(padded)
-    for i in range(0, padded.shape[0], W):
-        vstore(out, i, vexp(vload(padded, i)))
-    return out[:n]
+    """vexp of every element, by exp_shifted with no shift (x - 0 is x, for -0.0 and NaN too)."""
+    out = x.copy()
+    exp_shifted(out, x.dtype.type(0), np.empty(vwidth(x), x.dtype))
+    return out
 
 
 def limits(dtype):
@@ -115,3 +110,20 @@ def test_the_limits_in_the_code_are_the_dtypes_own(dtype):
     lo, hi = EXP_LIMITS[types.float64 if dtype == np.float64 else types.float32]
     ln_tiny, ln_max = limits(dtype)
     assert dtype(lo) == dtype(ln_tiny) and dtype(hi) == dtype(ln_max)
+
+
+@njit(cache=True)
+def exp_shifted_slice(buf, lo, hi, shift):
+    exp_shifted(buf[lo:hi], shift, np.empty(vwidth(buf), buf.dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 3, 8, 13])
+def test_exp_shifted_writes_only_its_row(dtype, n):
+    # a row of any length inside a larger buffer (the next row's scores follow it): only the row changes
+    buf = np.arange(-40, 0, dtype=dtype) / 4
+    got = buf.copy()
+    exp_shifted_slice(got, 5, 5 + n, dtype(-1.5))
+    np.testing.assert_array_equal(got[:5], buf[:5])
+    np.testing.assert_array_equal(got[5 + n:], buf[5 + n:])
+    np.testing.assert_array_equal(got[5:5 + n], vexp_array(buf[5:5 + n] - dtype(-1.5)))
