@@ -87,7 +87,7 @@ def batch_shapes(V, C, H, L, T, Tp, D, R):
     )
 
 
-Batch = namedtuple("Batch", batch_shapes(V=1, C=1, H=1, L=1, T=1, Tp=1, D=1, R=1))
+Batch = namedtuple("Batch", batch_shapes(V=1, C=1, H=1, L=1, T=1, Tp=1, D=1, R=1))  # the names, as for Acts
 _INDEX_FIELDS = {"docs": np.int64, "starts": np.int64, "targets": np.int32}
 
 

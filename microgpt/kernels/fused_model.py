@@ -73,7 +73,7 @@ def act_shapes(V, C, H, L, T, Tp):
     )
 
 
-Acts = namedtuple("Acts", act_shapes(V=1, C=1, H=1, L=1, T=1, Tp=1))
+Acts = namedtuple("Acts", act_shapes(V=1, C=1, H=1, L=1, T=1, Tp=1))  # the names; any sizes give the same
 
 
 def new_acts(model: Model, dtype, slots: int) -> Acts:
