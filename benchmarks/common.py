@@ -36,7 +36,7 @@ def need(*modules):
 def threading_layer_first():
     """Let the kernels pick the threading layer (workqueue unless NUMBA_THREADING_LAYER says) before any
     parallel call starts Numba's pool, as the backends do."""
-    from microgpt.kernels.attention import default_threading_layer
+    from microgpt.threads import default_threading_layer
 
     default_threading_layer()
 
@@ -44,7 +44,7 @@ def threading_layer_first():
 def make_backend(backend, dtype, scenario, **training):
     """(experiment, backend) ready to time: compiled, two steps already run. NotImplementedError if not here."""
     from microgpt.config import load_scenario
-    from microgpt.perf import bench_experiment
+    from microgpt.bench import bench_experiment
 
     reason = skip_reason(backend, dtype, load_scenario(scenario).model.block_size)
     if reason:

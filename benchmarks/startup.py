@@ -90,7 +90,8 @@ class KernelColdStart(_NumbaColdStart):
         setup_code = _prelude()
         stmt = ("import numpy as np\n"
                 "from microgpt.kernels import attention as A\n"
-                "A.default_threading_layer()\n"
+                "from microgpt.threads import default_threading_layer\n"
+                "default_threading_layer()\n"
                 "q = np.ones(16); k = np.ones((3, 16)); v = np.ones((3, 16))\n"
                 "out, att = A.attention_forward_fused(q, k, v, 4)\n"
                 "A.attention_backward_fused(q, q, k, v, att, 4)\n")
@@ -113,7 +114,7 @@ class BackendColdStart(_NumbaColdStart):
     def code(self, target):
         setup_code = "\n".join([
             _prelude(),
-            "from microgpt.perf import bench_experiment",
+            "from microgpt.bench import bench_experiment",
             f"exp = bench_experiment('names', extra_dirs=[{SHARED_DATA!r}])",
         ])
         stmt = f"be = exp.make_backend({target!r}); be.compile(); be.train_steps(0, 1)"

@@ -1,10 +1,10 @@
 """Whole training steps (forward, backward, Adam) per backend x dtype x scenario.
 
-- `TrainStep.time_chunk`: one train_steps() call of microgpt.perf.STEP_CHUNK (10) steps, one
+- `TrainStep.time_chunk`: one train_steps() call of microgpt.bench.STEP_CHUNK (10) steps, one
   document each (batch 1, as the reference): the chunk every timing tool here uses, so a step's
   time is this / 10 in asv as in the thread sweep, pytest-benchmark and pyperf;
 - `Throughput.track_tokens_per_s`, `track_mfu`: predicted positions per second over at least half
-  a second of such chunks, and that as a percentage of this machine's matmul peak (microgpt.perf;
+  a second of such chunks, and that as a percentage of this machine's matmul peak (microgpt.machine;
   the FLOP formula is in docs/benchmarking.md). Both come from one timed run per combination, made
   in `setup_cache`, so the MFU is that run's tokens/s times that run's FLOPs per token;
 - `PeakMem.peakmem_train_short`: the process's peak memory over a short run.
@@ -33,7 +33,7 @@ class _Training:
 
 class TrainStep(_Training):
     def time_chunk(self, backend, dtype, scenario):
-        from microgpt.perf import STEP_CHUNK
+        from microgpt.bench import STEP_CHUNK
 
         self.be.train_steps(self.step, STEP_CHUNK)
         self.step += STEP_CHUNK
@@ -42,7 +42,8 @@ class TrainStep(_Training):
 def measure_throughput(backend, dtype, scenario, peaks, min_seconds=0.5):
     """One timed run: {"tokens_per_s", "flops_per_token" (of the documents that ran), "mfu_percent"}, or
     {"skip": why}. Whole chunks of STEP_CHUNK steps, at least 3, over >= min_seconds."""
-    from microgpt.perf import STEP_CHUNK, flops_for_docs, mfu, step_positions
+    from microgpt.bench import STEP_CHUNK, step_positions
+    from microgpt.flops import flops_for_docs, mfu
 
     try:
         exp, be = make_backend(backend, dtype, scenario)
@@ -68,10 +69,10 @@ class Throughput:
     timeout = 1800  # setup_cache times every combination
 
     def setup_cache(self):
-        """This machine's matmul peak per dtype (microgpt.perf.probe_peaks, the higher of 1 BLAS thread and all
+        """This machine's matmul peak per dtype (microgpt.machine.probe_peaks, the higher of 1 BLAS thread and all
         cores), then one timed run per combination: both tracked numbers are read from it."""
         try:
-            from microgpt.perf import peak_of, probe_peaks
+            from microgpt.machine import peak_of, probe_peaks
 
             probed = probe_peaks()
             peaks = {dtype: peak_of(probed, dtype) for dtype in DTYPES}

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import time
 
+from .threads import numba_threads
+
 TRIAD_BYTES_PER_ELEMENT = 3 * 8  # float64: read b, read c, write a (write-allocate traffic is not counted)
 
 
@@ -38,7 +40,7 @@ def triad_gbytes_per_s(threads: int = 1, n: int = 1 << 23, repeats: int = 7) -> 
     serial, parallel = _triad_kernels()
     kernel = serial if threads == 1 else parallel
     if threads > 1:
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(min(threads, numba_threads()))
     a = np.zeros(n)
     b = np.full(n, 1.0)
     c = np.full(n, 2.0)

@@ -4,7 +4,8 @@
 
 Resolution order for the data file (SPEC §4): an explicit path (`--data`),
 `$MICROGPT_DATA_DIR/<file>`, the local cache `data/<scenario>/<file>`, then a
-download into that cache. `MICROGPT_OFFLINE=1` forbids the download.
+download into that cache. `MICROGPT_OFFLINE=1` forbids the download. `find_data_file` is the
+same search without the download, with extra folders after the cache (the benchmarks' own).
 """
 
 from __future__ import annotations
@@ -140,15 +141,27 @@ def census_names() -> list[str] | None:
     return sorted(out) or None
 
 
-def candidate_paths(cfg: Config, data_path: str | None = None) -> list[str]:
+def cache_path(cfg: Config) -> str:
+    """Where a download of the scenario's file goes: data/<scenario>/<file>."""
+    return os.path.join(CACHE_DIR, cfg.name, cfg.data.file)
+
+
+def candidate_paths(cfg: Config, data_path: str | None = None, extra_dirs=()) -> list[str]:
+    """The places the data file is looked for, in order; `extra_dirs` (folders) come after the cache."""
     if data_path:
         return [data_path]
     paths = []
     env = envvars.folder("MICROGPT_DATA_DIR")
     if env:
         paths.append(os.path.join(env, cfg.data.file))
-    paths.append(os.path.join(CACHE_DIR, cfg.name, cfg.data.file))
+    paths.append(cache_path(cfg))
+    paths += [os.path.join(folder, cfg.data.file) for folder in extra_dirs]
     return paths
+
+
+def find_data_file(cfg: Config, extra_dirs=()) -> str | None:
+    """The first of `candidate_paths` that is a file, or None: a lookup that never downloads."""
+    return next((path for path in candidate_paths(cfg, extra_dirs=extra_dirs) if os.path.isfile(path)), None)
 
 
 def _offline_message(cfg: Config, paths: list[str], why: str) -> str:
@@ -170,7 +183,7 @@ def load_dataset(cfg: Config, data_path: str | None = None, quiet: bool = False)
         what = "a folder, not a file" if os.path.isdir(data_path) else "no such file"
         raise DataError(f"--data {data_path}: {what}")
 
-    cache = paths[-1]
+    cache = cache_path(cfg)
     errors = []
     if envvars.flag("MICROGPT_OFFLINE"):
         errors.append("MICROGPT_OFFLINE=1 forbids downloads")

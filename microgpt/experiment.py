@@ -41,7 +41,8 @@ class Experiment:
 
     def choose_auto(self) -> Choice:
         """What `--backend auto` trains this experiment with, and why (microgpt/auto_choice.py)."""
-        from .perf import configured_threads, flops_per_token
+        from .flops import flops_per_token
+        from .threads import configured_threads
 
         m, t = self.cfg.model, self.cfg.training
         sample = self.train_tokens[:1000]

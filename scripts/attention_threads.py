@@ -131,10 +131,10 @@ def main() -> int:
     print("microseconds per call (median):")
     print(markdown(results))
     if args.json:
-        from microgpt import perf
+        from microgpt.machine import run_metadata
 
         try:
-            write_json(args.json, {"results": results, "metadata": perf.run_metadata()}, "--json")
+            write_json(args.json, {"results": results, "metadata": run_metadata()}, "--json")
         except MicrogptError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1

@@ -6,12 +6,12 @@
 
 Runs steps 0..N-1 exactly as training would (same documents, same learning
 rates from the scenario's schedule over its full `num_steps`), timing the
-steps in train_steps() calls of --chunk steps (default 10, microgpt.perf.STEP_CHUNK,
+steps in train_steps() calls of --chunk steps (default 10, microgpt.bench.STEP_CHUNK,
 the chunk every timing tool here uses). The first --warmup steps are run but not counted; compile
 time (`backend.compile()`) is measured separately and never counted.
 
 Prints steps/s (from the median step time), tokens/s (positions trained per
-second over the timed steps), model GFLOP/s (microgpt.perf's FLOP count), the
+second over the timed steps), model GFLOP/s (microgpt.flops's FLOP count), the
 estimated time of the scenario's full run, and the p10/p50/p90 step times of
 each tenth of the timed steps, so a slow-down during the run is visible.
 --json writes the same figures with the machine, library versions, thread
@@ -33,7 +33,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from microgpt import perf  # noqa: E402
+from microgpt.bench import STEP_CHUNK, percentile  # noqa: E402
+from microgpt.flops import flops_for_docs, flops_per_token  # noqa: E402
+from microgpt.machine import compile_kind, numba_cache_stats, run_metadata  # noqa: E402
+from microgpt.threads import thread_settings  # noqa: E402
 from microgpt.backends.registry import backend_choices  # noqa: E402
 from microgpt.config import DTYPES, load_scenario  # noqa: E402
 from microgpt.errors import MicrogptError  # noqa: E402
@@ -55,9 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=DTYPES, help="overrides training.dtype")
     p.add_argument("--batch-size", type=int, help="overrides training.batch_size")
     p.add_argument("--grad-accum", type=int, help="overrides training.grad_accum")
-    p.add_argument("--chunk", type=int, default=perf.STEP_CHUNK,
-                   help=f"steps per train_steps() call, timed together (default {perf.STEP_CHUNK}, as every tool "
-                   "here times a step: microgpt.perf.STEP_CHUNK); a step's time is its chunk's time / chunk")
+    p.add_argument("--chunk", type=int, default=STEP_CHUNK,
+                   help=f"steps per train_steps() call, timed together (default {STEP_CHUNK}, as every tool "
+                   "here times a step: microgpt.bench.STEP_CHUNK); a step's time is its chunk's time / chunk")
     p.add_argument("--data", metavar="PATH", help="the data file (default: $MICROGPT_DATA_DIR, data/<scenario>/)")
     p.add_argument("--profile", action="store_true", help="numpy backend: time each kernel of a step")
     p.add_argument("--json", metavar="PATH", help="write the figures and the run's metadata here")
@@ -71,8 +74,8 @@ def tenths(step_times: list[float]) -> list[dict]:
     for i in range(parts):
         lo, hi = i * len(step_times) // parts, (i + 1) * len(step_times) // parts
         chunk = sorted(step_times[lo:hi])
-        out.append({"steps": [lo, hi], "p10": perf.percentile(chunk, 0.1), "p50": perf.percentile(chunk, 0.5),
-                    "p90": perf.percentile(chunk, 0.9)})
+        out.append({"steps": [lo, hi], "p10": percentile(chunk, 0.1), "p50": percentile(chunk, 0.5),
+                    "p90": percentile(chunk, 0.9)})
     return out
 
 
@@ -99,7 +102,7 @@ def benchmark(args) -> dict:
     load_before = os.getloadavg()[0]  # other processes on a small machine show up in every figure
     backend = exp.make_backend()
     compile_s = backend.compile()
-    cache = perf.numba_cache_stats()  # right after compile(): was compile_s a compile or a load from disk?
+    cache = numba_cache_stats()  # right after compile(): was compile_s a compile or a load from disk?
 
     T, V = cfg.model.block_size, exp.tokenizer.vocab_size
     per_step = docs_per_step(t)
@@ -125,21 +128,21 @@ def benchmark(args) -> dict:
 
     timed = range(args.warmup, args.steps)
     tokens = sum(positions(d, T) for s in timed for d in step_docs(s))
-    flops = sum(perf.flops_for_docs(cfg.model, V, [positions(d, T) for d in step_docs(s)]) for s in timed)
+    flops = sum(flops_for_docs(cfg.model, V, [positions(d, T) for d in step_docs(s)]) for s in timed)
     median = statistics.median(step_times)
     total_time = sum(step_times)
     result = {
         "scenario": cfg.name, "backend": backend.name, "dtype": t.dtype,
         "batch_size": t.batch_size, "grad_accum": t.grad_accum, "chunk": args.chunk,
         "steps": args.steps, "warmup": args.warmup, "timed_steps": len(step_times),
-        "compile_s": compile_s, "compile_kind": perf.compile_kind(cache), "numba_cache": cache,
+        "compile_s": compile_s, "compile_kind": compile_kind(cache), "numba_cache": cache,
         "median_step_s": median, "mean_step_s": total_time / len(step_times),
         # the spread of the timed chunks: the report claims a thread effect only beyond it
-        "p25_step_s": perf.percentile(step_times, 0.25), "p75_step_s": perf.percentile(step_times, 0.75),
+        "p25_step_s": percentile(step_times, 0.25), "p75_step_s": percentile(step_times, 0.75),
         "steps_per_s": 1.0 / median,
         "tokens_per_s": tokens / total_time,
         "model_gflops_per_s": flops / total_time / 1e9,
-        "flops_per_token": perf.flops_per_token(cfg.model, V),
+        "flops_per_token": flops_per_token(cfg.model, V),
         "full_run_steps": t.num_steps,
         "full_run_estimate_s": median * t.num_steps,
         "wall_s": wall,
@@ -267,7 +270,7 @@ def profile_numpy(backend, steps_docs: list, sample: int = 10, reps: int = 10) -
 
 
 def report(r: dict) -> str:
-    th = perf.thread_settings()
+    th = thread_settings()
     env = " ".join(f"{k}={v}" for k, v in th["env"].items() if v is not None) or "no thread variables set"
     lines = [
         f"{r['scenario']} / {r['backend']} ({r['dtype']}, batch {r['batch_size']} x accum {r['grad_accum']}): "
@@ -278,7 +281,7 @@ def report(r: dict) -> str:
         f"steps/s (median):       {r['steps_per_s']:,.1f}   ({fmt_time(r['median_step_s'])} per step, "
         f"mean {fmt_time(r['mean_step_s'])})",
         f"tokens/s:               {r['tokens_per_s']:,.0f}",
-        f"model GFLOP/s:          {r['model_gflops_per_s']:.3f}   (perf.flops_for_docs: 6 x matmul weights per "
+        f"model GFLOP/s:          {r['model_gflops_per_s']:.3f}   (flops_for_docs: 6 x matmul weights per "
         "position + the causal half of the attention square)",
         f"full run estimate:      {fmt_time(r['full_run_estimate_s'])} for {r['full_run_steps']} steps "
         f"(median step x steps, compile excluded)",
@@ -313,7 +316,7 @@ def main(argv=None) -> int:
         return 1
     print(report(r))
     if args.json:
-        meta = perf.run_metadata()
+        meta = run_metadata()
         layer = None  # the python backend never imports numba
         if "numba" in sys.modules:
             try:

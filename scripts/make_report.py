@@ -39,12 +39,13 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from microgpt import perf  # noqa: E402
+from microgpt.bench import bench_experiment  # noqa: E402
+from microgpt.threads import thread_env, thread_settings  # noqa: E402
 from microgpt.backends.registry import DTYPES, REGISTRY, is_available  # noqa: E402
 from microgpt.errors import MicrogptError  # noqa: E402
 from microgpt.report import command_line as report  # noqa: E402
 
-THREAD_ONE = perf.thread_env(1)
+THREAD_ONE = thread_env(1)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,13 +84,13 @@ def run(cmd: list[str], env: dict | None = None, what: str = "") -> None:
 
 def loss_worker(backend: str, dtype: str, steps: int, out: str) -> None:
     """Train names from the reference weights on the reference schedule; write the losses."""
-    exp = perf.bench_experiment("names", dtype)
+    exp = bench_experiment("names", dtype)
     be = exp.make_backend(backend)
     be.compile()
     losses = be.train_steps(0, steps)
     with open(out, "w", encoding="utf-8") as f:
         json.dump({"backend": backend, "dtype": dtype, "data": exp.dataset.source, "losses": losses,
-                   "threads": perf.thread_settings()}, f)
+                   "threads": thread_settings()}, f)
 
 
 def loss_curves(args, work: str) -> str:

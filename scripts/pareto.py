@@ -30,7 +30,9 @@ from dataclasses import asdict, dataclass
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from microgpt import checkpoint, perf  # noqa: E402
+from microgpt import checkpoint  # noqa: E402
+from microgpt.machine import run_metadata  # noqa: E402
+from microgpt.threads import thread_env  # noqa: E402
 from microgpt.report.quality import plot, print_table  # noqa: E402
 from microgpt.backends.registry import available_backends, resolve_name  # noqa: E402
 from microgpt.cli import format_duration, run_main  # noqa: E402
@@ -132,7 +134,7 @@ def run_point(args, point: Point, workdir: str) -> Result:
            "--time-budget", f"{point.budget_s:g}", "--quiet", "-o", model]
     if args.data:
         cmd += ["--data", args.data]
-    env = {**os.environ, **perf.thread_env(point.threads), "PYTHONPATH": ROOT}
+    env = {**os.environ, **thread_env(point.threads), "PYTHONPATH": ROOT}
     # the run's own budget plus room for compiling, loading data and the validation pass
     limit = point.budget_s * 3 + 300
     try:
@@ -197,7 +199,7 @@ def main(argv=None) -> int:
         check_file(args.plot, "--plot")
 
     doc = load_results(args.out)
-    doc["meta"] = perf.run_metadata()
+    doc["meta"] = run_metadata()
     doc["settings"] = {"scenario": args.scenario, "n_head": args.n_head, "n_layer": args.n_layer,
                        "batch_size": args.batch_size, "dtype": args.dtype, "learning_rate": args.learning_rate}
     points = [Point(b, w, s, t) for b in backends for t in threads for w in widths for s in budgets]

@@ -19,7 +19,7 @@ the worker saw it, in each benchmark's metadata (`python -m pyperf metadata`).
 
 A worker builds and compiles its backend and runs two steps before pyperf
 times anything; a timed value is `loops` consecutive steps, run in
-train_steps() calls of microgpt.perf.STEP_CHUNK steps as every tool here
+train_steps() calls of microgpt.bench.STEP_CHUNK steps as every tool here
 times them, divided by `loops`. The schedule's horizon is pushed far away so
 the learning rate stays at its peak however many steps pyperf asks for.
 """
@@ -36,13 +36,15 @@ sys.path.insert(0, ROOT)
 
 import pyperf  # noqa: E402
 
-from microgpt import perf  # noqa: E402
+from microgpt.bench import STEP_CHUNK, bench_experiment, train_chunked  # noqa: E402
+from microgpt.machine import git_commit  # noqa: E402
+from microgpt.threads import THREAD_VARS, thread_settings  # noqa: E402
 from microgpt.backends.registry import DTYPES, REGISTRY, skip_reason  # noqa: E402
 from microgpt.config import load_scenario  # noqa: E402
 from microgpt.errors import MicrogptError  # noqa: E402
 from microgpt.output_path import check_file  # noqa: E402
 
-INHERITED = perf.THREAD_VARS + ("MICROGPT_DATA_DIR", "NUMBA_CACHE_DIR")
+INHERITED = THREAD_VARS + ("MICROGPT_DATA_DIR", "NUMBA_CACHE_DIR")
 LONG_RUN = 10 ** 9
 
 
@@ -67,8 +69,8 @@ def cases(args) -> list[tuple[str, str]]:
 
 
 def setup(backend: str, dtype: str, scenario: str):
-    # perf.data_dirs searches $MICROGPT_DATA_DIR, then ../shared/data beside this checkout (ROOT is first on sys.path)
-    exp = perf.bench_experiment(scenario, dtype, num_steps=LONG_RUN)
+    # bench_data_file searches $MICROGPT_DATA_DIR, then ../shared/data beside this checkout (ROOT is first on sys.path)
+    exp = bench_experiment(scenario, dtype, num_steps=LONG_RUN)
     be = exp.make_backend(backend)
     be.compile()
     be.train_steps(0, 2)
@@ -79,9 +81,9 @@ def make_time_func(be):
     state = {"step": 2}
 
     def time_steps(loops):
-        # `loops` steps in calls of perf.STEP_CHUNK, as every tool here times a step (not `loops` in one call)
+        # `loops` steps in calls of STEP_CHUNK, as every tool here times a step (not `loops` in one call)
         t0 = time.perf_counter()
-        perf.train_chunked(be, state["step"], loops)
+        train_chunked(be, state["step"], loops)
         dt = time.perf_counter() - t0
         state["step"] += loops
         return dt
@@ -90,12 +92,12 @@ def make_time_func(be):
 
 
 def metadata(backend: str, dtype: str, scenario: str, exp=None) -> dict:
-    th = perf.thread_settings()
+    th = thread_settings()
     meta = {"microgpt_backend": backend, "microgpt_dtype": dtype, "microgpt_scenario": scenario,
             "numba_threading_layer": str(th["numba_threading_layer"]),
             "numba_num_threads": str(th["numba_num_threads"])}
     meta.update({f"env_{k}": v for k, v in th["env"].items() if v is not None})
-    commit = perf.git_commit()
+    commit = git_commit()
     if commit["commit"]:
         meta["microgpt_commit"] = commit["commit"][:12] + ("+dirty" if commit["dirty"] else "")
     if exp is not None:

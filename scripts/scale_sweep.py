@@ -9,7 +9,7 @@ scenarios), the backends, dtypes and thread counts. Every point runs in a fresh 
 thread variables set for it, on the scenario's real data (or the benchmarks' synthetic corpus),
 with the schedule's horizon far away so the learning rate stays near its peak. A point trains
 `windows` windows of at least `window_s` seconds each, after one warm-up window, and records:
-tokens/s (median of the windows, with p10/p90), µs per token, model GFLOP/s (perf.flops_for_docs:
+tokens/s (median of the windows, with p10/p90), µs per token, model GFLOP/s (flops_for_docs:
 6 x matmul weights + the causal half of the attention square) and MFU against the matmul peak
 measured in the same sweep, peak memory (max RSS), the warm start (process start to the first
 step done, Numba's cache warm) and, once per backend and dtype, the cold compile (an empty
@@ -36,7 +36,11 @@ PROCESS_START = time.perf_counter()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from microgpt import auto_choice, params, perf  # noqa: E402
+from microgpt import auto_choice, params  # noqa: E402
+from microgpt.bench import bench_dataset, percentile, step_positions  # noqa: E402
+from microgpt.flops import flops_for_docs  # noqa: E402
+from microgpt.machine import cpu_model, probe_peaks, run_metadata  # noqa: E402
+from microgpt.threads import thread_env, thread_settings, usable_cores  # noqa: E402
 from microgpt.backends.registry import REGISTRY, available_backends, is_available, unavailable_reason  # noqa: E402
 from microgpt.cli import format_duration, run_main  # noqa: E402
 from microgpt.config import DTYPES, ModelConfig, load_scenario, scenario_names  # noqa: E402
@@ -233,7 +237,7 @@ def measure_point(p: Point, window_s: float, windows: int, cap_s: float) -> dict
     from microgpt.experiment import prepare
 
     cfg = point_config(p)
-    exp = prepare(cfg, dataset=perf.bench_dataset(cfg), quiet=True)
+    exp = prepare(cfg, dataset=bench_dataset(cfg), quiet=True)
     backend = make_backend(p, exp)
     compile_s = backend.compile()
     deadline = time.perf_counter() + cap_s
@@ -256,7 +260,7 @@ def measure_point(p: Point, window_s: float, windows: int, cap_s: float) -> dict
     for w in range(windows + 1):  # the first window warms up and is not kept
         if time.perf_counter() + per_window * dt / chunk > deadline:
             return {"status": f"over the {cap_s:g} s cap after {len(rates)} windows", "compile_s": compile_s}
-        lengths = perf.step_positions(exp, step, per_window)
+        lengths = step_positions(exp, step, per_window)
         t0 = time.perf_counter()
         losses += backend.train_steps(step, per_window)
         dt_w = time.perf_counter() - t0
@@ -265,14 +269,14 @@ def measure_point(p: Point, window_s: float, windows: int, cap_s: float) -> dict
             rates.append(sum(lengths) / dt_w)
             seconds.append(dt_w)
             tokens += sum(lengths)
-            flops += perf.flops_for_docs(cfg.model, exp.tokenizer.vocab_size, lengths)
+            flops += flops_for_docs(cfg.model, exp.tokenizer.vocab_size, lengths)
     if not all(math.isfinite(x) for x in losses):
         return {"status": "diverged", "compile_s": compile_s}
     median = statistics.median(rates)
     return {
         "status": "ok",
-        "tokens_per_s": median, "tokens_per_s_p10": perf.percentile(rates, 0.1),
-        "tokens_per_s_p90": perf.percentile(rates, 0.9),
+        "tokens_per_s": median, "tokens_per_s_p10": percentile(rates, 0.1),
+        "tokens_per_s_p90": percentile(rates, 0.9),
         "us_per_token": 1e6 / median,
         "flops_per_token": flops / tokens,
         "model_gflops_per_s": median * flops / tokens / 1e9,
@@ -281,12 +285,12 @@ def measure_point(p: Point, window_s: float, windows: int, cap_s: float) -> dict
         "warm_start_s": warm_start_s,
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "num_params": exp.num_params,
-        "threads": perf.thread_settings(),
+        "threads": thread_settings(),
     }
 
 
 def run_in_process(p: Point, grid: dict, extra_env: dict | None = None) -> dict:
-    env = {**os.environ, **perf.thread_env(p.threads), "PYTHONPATH": ROOT, **(extra_env or {})}
+    env = {**os.environ, **thread_env(p.threads), "PYTHONPATH": ROOT, **(extra_env or {})}
     cmd = [sys.executable, os.path.abspath(__file__), "--run-point", json.dumps(asdict(p)),
            "--window-s", str(grid["window_s"]), "--windows", str(grid["windows"]),
            "--cap-s", str(grid["point_cap_s"])]
@@ -313,11 +317,11 @@ def cold_compile_s(p: Point, grid: dict) -> float | None:
 
 
 def measure_roofs() -> dict:
-    peaks = perf.probe_peaks()
+    peaks = probe_peaks()
     roofs = {"matmul_gflops": peaks, "triad_gbytes_per_s": {}}
-    cores = perf.usable_cores()
+    cores = usable_cores()
     for threads in sorted({1, cores}):
-        env = {**os.environ, **perf.thread_env(threads), "PYTHONPATH": ROOT}
+        env = {**os.environ, **thread_env(threads), "PYTHONPATH": ROOT}
         code = f"from microgpt.bandwidth import triad_gbytes_per_s; print(triad_gbytes_per_s({threads}))"
         proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
         if proc.returncode:
@@ -380,7 +384,7 @@ def main(argv=None) -> int:
             doc["cold_compile_s"][cold_key] = cold_compile_s(p, grid)
         r = run_in_process(p, grid)
         r["point"] = asdict(p)
-        r["meta"] = {"cpu": perf.cpu_model(), "load_1min": os.getloadavg()[0]}
+        r["meta"] = {"cpu": cpu_model(), "load_1min": os.getloadavg()[0]}
         doc["points"][p.key] = r
         write_json(out, doc, "--out")
         done += 1
@@ -417,7 +421,7 @@ def write_auto_table(sweep_path: str, table_path: str) -> int:
 
 
 def load_results(path: str, grid: dict) -> dict:
-    fresh = {"grid": grid, "meta": perf.run_metadata(), "points": {}, "cold_compile_s": {}}
+    fresh = {"grid": grid, "meta": run_metadata(), "points": {}, "cold_compile_s": {}}
     if not os.path.exists(path):
         return fresh
     try:

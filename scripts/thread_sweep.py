@@ -26,7 +26,7 @@ full benchmark_train result, whose metadata says what the process saw
 (thread variables, Numba's thread count and threading layer), and whether its
 compile time was a compile or a load from Numba's disk cache.
 
-Before the runs it probes the matmul peak (microgpt.perf.probe_peaks) and stores
+Before the runs it probes the matmul peak (microgpt.machine.probe_peaks) and stores
 it as `peaks_gflops`: the report's MFU is taken against that peak, never one
 measured later. After them, each array backend x dtype compiles once more in a
 process with an empty NUMBA_CACHE_DIR (`cold_compile`; --no-cold-compile skips
@@ -48,7 +48,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from microgpt import perf  # noqa: E402
+from microgpt.bench import STEP_CHUNK, bench_data_file  # noqa: E402
+from microgpt.machine import probe_peaks, run_metadata  # noqa: E402
+from microgpt.synthetic_data import SYNTHETIC_SOURCE, write_synthetic_data  # noqa: E402
+from microgpt.threads import BLAS_VARS, THREAD_VARS  # noqa: E402
 from microgpt.backends.registry import DTYPES, REGISTRY, skip_reason  # noqa: E402
 from microgpt.config import load_scenario  # noqa: E402
 from microgpt.errors import MicrogptError  # noqa: E402
@@ -80,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="steps per run, warm-up included (default: 1000 names, 30 python, "
                    "200 otherwise)")
     p.add_argument("--warmup", type=int, default=5, help="steps run before timing (default 5)")
-    p.add_argument("--chunk", type=int, default=perf.STEP_CHUNK, help="steps per train_steps() call (default "
-                   f"{perf.STEP_CHUNK}, microgpt.perf.STEP_CHUNK, as every tool here; fused runs a chunk in one "
+    p.add_argument("--chunk", type=int, default=STEP_CHUNK, help="steps per train_steps() call (default "
+                   f"{STEP_CHUNK}, microgpt.bench.STEP_CHUNK, as every tool here; fused runs a chunk in one "
                    "compiled call)")
     p.add_argument("--cold-compile", action=argparse.BooleanOptionalAction, default=True,
                    help="also time each array backend x dtype's compile with an empty NUMBA_CACHE_DIR (default on; "
@@ -121,7 +124,7 @@ def configurations(args) -> list[dict]:
 
 def run_env(cfg: dict) -> dict:
     env = dict(os.environ)
-    for var in perf.BLAS_VARS:
+    for var in BLAS_VARS:
         env[var] = str(cfg["blas_threads"])
     env["NUMBA_NUM_THREADS"] = str(cfg["numba_threads"])
     env.pop("NUMBA_THREADING_LAYER", None)
@@ -133,10 +136,10 @@ def run_env(cfg: dict) -> dict:
 def data_path(scenario: str, scratch: str) -> tuple[str, str]:
     """The real data file if one is found, else a synthetic one written to `scratch`; (path, what)."""
     cfg = load_scenario(scenario)
-    path = perf.find_data_file(cfg)
+    path = bench_data_file(cfg)
     if path:
         return path, path
-    return perf.write_synthetic_data(cfg, os.path.join(scratch, scenario)), perf.SYNTHETIC_SOURCE
+    return write_synthetic_data(cfg, os.path.join(scratch, scenario)), SYNTHETIC_SOURCE
 
 
 def run_one(cfg: dict, args, data: str, scratch: str, extra_env: dict | None = None) -> dict:
@@ -149,7 +152,7 @@ def run_one(cfg: dict, args, data: str, scratch: str, extra_env: dict | None = N
            "--chunk", str(args.chunk), "--data", data, "--json", out]
     env = {**run_env(cfg), **(extra_env or {})}
     record = {"config": cfg, "command": cmd[1:],
-              "env": {var: env.get(var) for var in perf.THREAD_VARS}}
+              "env": {var: env.get(var) for var in THREAD_VARS}}
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
@@ -210,7 +213,7 @@ def main(argv=None) -> int:
     print(f"{len(todo)} runs ({len(runs) - len(todo)} skipped), one process each", flush=True)
     records, cold = [], []
     try:  # MFU's peak, measured with the sweep: the report never probes a machine it did not time
-        peaks = perf.probe_peaks()
+        peaks = probe_peaks()
     except RuntimeError as e:
         peaks = None
         print(f"matmul peak probe failed, MFU will be n/a: {e}", flush=True)
@@ -234,7 +237,7 @@ def main(argv=None) -> int:
                       flush=True)
         if args.cold_compile:
             cold = cold_compiles(args, runs, data, scratch)
-    out = {"kind": "microgpt-thread-sweep", "version": 1, "metadata": perf.run_metadata(),
+    out = {"kind": "microgpt-thread-sweep", "version": 1, "metadata": run_metadata(),
            "settings": {k: v for k, v in vars(args).items() if k != "output"}, "peaks_gflops": peaks,
            "cold_compile": cold, "runs": records}
     try:

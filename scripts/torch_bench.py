@@ -23,7 +23,8 @@ from typing import NamedTuple
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from microgpt.perf import bench_dataset, run_metadata, step_positions  # noqa: E402
+from microgpt.bench import bench_dataset, step_positions  # noqa: E402
+from microgpt.machine import run_metadata  # noqa: E402
 
 class Case(NamedTuple):
     scenario: str

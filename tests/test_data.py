@@ -7,7 +7,7 @@ import pytest
 
 from conftest import shared_file
 from microgpt.config import load_scenario
-from microgpt.data import (CENSUS_SOURCE, Tokenizer, candidate_paths, chunk_text, collapse_whitespace,
+from microgpt.data import (CENSUS_SOURCE, Tokenizer, candidate_paths, chunk_text, collapse_whitespace, find_data_file,
                            gutenberg_body, load_dataset, split_lines, split_train_val, text_to_docs)
 from microgpt.errors import DataError
 
@@ -81,6 +81,23 @@ def test_resolution_order(tmp_path, monkeypatch):
     assert load_dataset(cfg, "mine.txt").docs == ["explicit"]
     with pytest.raises(DataError, match="--data nope.txt: no such file"):
         load_dataset(cfg, "nope.txt")
+
+
+def test_a_lookup_without_download_tries_the_extra_folders_after_the_cache(tmp_path, monkeypatch):
+    cfg = load_scenario("names")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MICROGPT_DATA_DIR", str(tmp_path / "env"))
+    extra = [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert candidate_paths(cfg, extra_dirs=extra) == [str(tmp_path / "env" / "names.txt"),
+                                                      os.path.join("data", "names", "names.txt"),
+                                                      str(tmp_path / "a" / "names.txt"), str(tmp_path / "b" / "names.txt")]
+    assert find_data_file(cfg, extra) is None
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "names.txt").write_text("b\n")
+    assert find_data_file(cfg, extra) == str(tmp_path / "b" / "names.txt")
+    (tmp_path / "data" / "names").mkdir(parents=True)
+    (tmp_path / "data" / "names" / "names.txt").write_text("cache\n")
+    assert find_data_file(cfg, extra) == os.path.join("data", "names", "names.txt")
 
 
 def test_offline_names_falls_back_to_census_lists(tmp_path, monkeypatch, capsys):

@@ -16,7 +16,6 @@ tests hold every loss and weight to 1e-10 relative over whole runs.
 
 from __future__ import annotations
 
-import ctypes
 import math
 import random
 import time
@@ -27,10 +26,10 @@ import numpy as np
 from ..config import Config
 from ..errors import MicrogptError
 from ..kernels import fused_batch, fused_model, fused_sample, fused_train
-from ..kernels.attention import default_threading_layer
 from ..kernels.fused_layers import RELU, RELU2
 from ..params import num_params, param_offsets, param_shapes, param_views
 from ..sampling_math import inverse_temperature, next_token
+from ..threads import default_threading_layer, scipy_blas_one_thread
 from .base import Backend, Matrix
 
 # the slots of fused_train's per-document loop for k > 1 (its tests); the backend runs k > 1 on
@@ -53,27 +52,6 @@ def pack_docs(docs: list[list[int]], vocab_size: int) -> tuple[np.ndarray, np.nd
     if tokens.size and (tokens.min() < 0 or tokens.max() >= vocab_size):
         raise MicrogptError(f"token ids must be in 0..{vocab_size - 1}")
     return tokens.astype(np.int32), offsets
-
-
-def scipy_blas_one_thread() -> bool:
-    """One thread for scipy's OpenBLAS, the BLAS of np.dot in compiled code; whether it was found and set.
-
-    The batch path calls it from inside its own threads (NUMBA_NUM_THREADS, over
-    groups), so BLAS threads of its own only spin: with OMP_NUM_THREADS=2 and
-    2 Numba threads an alice batch-16 step took 848 ms instead of 17; with its
-    default 2 threads and 1 Numba thread a 256/8/4/128 step 12 s instead of
-    2.5 beside a busy core. Set whatever the BLAS thread variables say (they
-    still govern numpy's BLAS); process-wide.
-    """
-    from scipy.linalg import cython_blas
-
-    lib = ctypes.CDLL(cython_blas.__file__)  # its symbol lookups reach the OpenBLAS it links
-    for symbol in ("scipy_openblas_set_num_threads", "openblas_set_num_threads"):
-        setter = getattr(lib, symbol, None)
-        if setter is not None:
-            setter(1)
-            return True
-    return False
 
 
 def sample_token(logits: np.ndarray, exps: np.ndarray, temperature: float, rng) -> int:

@@ -39,7 +39,7 @@ from ..kernels.rmsnorm import rmsnorm_backward, rmsnorm_forward
 from ..kernels.xent import softmax_xent_backward, softmax_xent_forward
 from ..errors import MicrogptError
 from ..params import num_params, param_offsets, param_shapes, param_views
-from ..perf import BLAS_VARS
+from ..threads import numba_threads, one_blas_thread
 from .base import Backend, mean_loss_in_batches
 
 EVAL_TOKENS = 16384  # positions per forward when evaluating many documents
@@ -171,54 +171,6 @@ def split_evenly(items, parts):
     return [items[bounds[k]:bounds[k + 1]] for k in range(parts)]
 
 
-def default_threads() -> int:
-    """Threads that share a batch: NUMBA_NUM_THREADS (every core unless set), like every parallel part of microgpt.
-
-    With a core free, 2 threads trained an alice batch of 16 1.8x faster than 1 (the CPU time per step
-    hardly grows); with both cores busy with other work they were up to 1.6x slower (docs/batched.md):
-    NUMBA_NUM_THREADS=1 on a shared machine.
-    """
-    import numba
-
-    return numba.config.NUMBA_NUM_THREADS  # the configured count; reading it starts no thread pool
-
-
-
-
-def one_blas_thread() -> bool:
-    """Make numpy's OpenBLAS single-threaded, unless the user set a BLAS thread variable.
-
-    Our matmuls are small ((B*T, C) x (C, 4C) at most) and OpenBLAS's threads
-    spin while they wait: with 2 BLAS threads on this 2-core machine a batch-16
-    step took 3.5-8x longer than with 1 (docs/batched.md). Threads pay here one
-    level up, a part of the batch each (`NumpyBatchedBackend.threads`).
-    Process-wide. Returns whether numpy's OpenBLAS was found and set.
-    """
-    if any(os.environ.get(var) for var in BLAS_VARS):
-        return False
-    try:
-        with open("/proc/self/maps", encoding="utf-8") as f:
-            paths = {line.split()[-1] for line in f if "openblas" in line and line.rstrip().endswith(".so")}
-    except OSError:
-        return False
-    done = False
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        # numpy's wheels rename the symbols (scipy_openblas_..._64_), scipy's (the BLAS of Numba's np.dot)
-        # without the 64_; plain OpenBLAS builds do not
-        for symbol in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-                       "openblas_set_num_threads64_", "openblas_set_num_threads"):
-            setter = getattr(lib, symbol, None)
-            if setter is not None:
-                setter(1)
-                done = True
-                break
-    return done
-
-
 _MALLOC_TUNED = False
 
 
@@ -267,7 +219,7 @@ class NumpyBatchedBackend(Backend):
             self.w[n][...] = np.asarray(weights[n], dtype=np.float64)  # one rounding, from the Python floats
         # a batch is cut into `threads` parts trained at once (numpy and BLAS release the GIL),
         # each adding into its own gradient buffer; the buffers are summed in a fixed order
-        self.threads = max(1, min(threads or default_threads(), cfg.training.batch_size))
+        self.threads = max(1, min(threads or numba_threads(), cfg.training.batch_size))
         self.grad_flats = [np.zeros(size, dtype=self.dtype) for _ in range(self.threads)]
         self.grads = [self._views(g) for g in self.grad_flats]
         self.pool = None

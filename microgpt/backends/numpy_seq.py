@@ -43,6 +43,7 @@ from ..kernels.matmul import matvec_backward_into, matvec_forward_into
 from ..kernels.rmsnorm import rmsnorm_backward_into, rmsnorm_forward_into
 from ..kernels.xent import softmax_xent_backward_into, softmax_xent_forward_into
 from ..params import param_shapes
+from ..threads import default_threading_layer, numba_threads
 from .base import Backend, Matrix
 
 # index of each parameter in param_shapes order: wte, wpe, lm_head, then 6 per layer
@@ -293,7 +294,7 @@ def _threads() -> str:
         layer = numba.threading_layer()
     except ValueError:  # no parallel region has run: do not start the pool just to ask
         return f"threading layer not started, will be {numba.config.THREADING_LAYER!r}, " \
-               f"{numba.config.NUMBA_NUM_THREADS} thread(s) configured"
+               f"{numba_threads()} thread(s) configured"
     return f"threading layer {layer}, {numba.get_num_threads()} thread(s)"
 
 
@@ -303,7 +304,7 @@ class NumpyBackend(Backend):
 
     def __init__(self, cfg: Config, vocab_size: int, weights: dict[str, Matrix], train_docs=None):
         super().__init__(cfg, vocab_size, weights, train_docs)
-        attn.default_threading_layer()  # before anything parallel is compiled or run
+        default_threading_layer()  # before anything parallel is compiled or run
         m = cfg.model
         self.dtype = np.dtype(cfg.training.dtype)
         shapes = param_shapes(m, vocab_size)

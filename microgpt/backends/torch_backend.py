@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from ..errors import MicrogptError
 from ..params import num_params, param_offsets, param_shapes
+from ..threads import torch_threads
 from .base import Backend, mean_loss_in_batches
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -61,20 +62,6 @@ def resolve_device(name: str | None, dtype: str) -> torch.device:
         if dtype == "float64":
             raise MicrogptError("--device mps computes no float64: add --dtype float32")
     return torch.device(name)
-
-
-def default_threads() -> int:
-    """The thread policy every backend shares: NUMBA_NUM_THREADS when set, else every usable core.
-
-    Under torchrun the cores are shared out among the processes of this machine (LOCAL_WORLD_SIZE).
-    """
-    from ..perf import usable_cores
-
-    value = os.environ.get("NUMBA_NUM_THREADS", "")
-    if value.isdigit() and int(value) > 0:
-        return int(value)
-    local = os.environ.get("LOCAL_WORLD_SIZE", "1")
-    return max(1, usable_cores() // (int(local) if local.isdigit() and int(local) > 0 else 1))
 
 
 # -- the model, as pure functions of the weight views ----------------------------------
@@ -179,7 +166,7 @@ class TorchBackend(Backend):
 
     def __init__(self, cfg, vocab_size, weights, train_docs=None, device=None, compile=False, threads=None):
         super().__init__(cfg, vocab_size, weights, train_docs)
-        self.threads = threads or default_threads()
+        self.threads = threads or torch_threads()
         torch.set_num_threads(self.threads)
         self.dtype = DTYPES[cfg.training.dtype]
         self.device = resolve_device(device, cfg.training.dtype)

@@ -21,7 +21,6 @@ layer (docs/threads.md): `use_parallel` makes that choice for callers.
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 from numba import njit, prange
@@ -195,19 +194,6 @@ def attention_backward_fused(dout, q, k, v, att, n_head):
 # launch costs more than it saves on every layer and thread count we measured
 # (docs/threads.md); the per-position backends stay far below it.
 PARALLEL_MIN_WORK = envvars.whole_number("MICROGPT_PARALLEL_MIN_WORK", 1 << 20)
-
-
-def default_threading_layer() -> None:
-    """Use Numba's `workqueue` layer unless the user chose one.
-
-    Numba would pick `omp` here, whose idle workers spin-wait: with 2 threads on
-    2 busy cores a tiny prange call took milliseconds instead of microseconds.
-    Call before the first parallel kernel runs; later calls change nothing.
-    """
-    import numba
-
-    if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER == "default":
-        numba.config.THREADING_LAYER = "workqueue"
 
 
 def use_parallel(t: int, n_embd: int, n_head: int) -> bool:

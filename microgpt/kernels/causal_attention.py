@@ -196,7 +196,7 @@ def _use_parallel(parallel, heads, Tq, Tk):
         return False  # decided without asking Numba for its thread pool, which would start it
     import numba
 
-    from .attention import default_threading_layer
+    from ..threads import default_threading_layer
 
     default_threading_layer()  # workqueue, not omp's spin-waiting workers (docs/threads.md)
     return numba.get_num_threads() > 1

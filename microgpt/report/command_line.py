@@ -26,13 +26,13 @@ import os
 import shutil
 import sys
 
-from .. import perf
+from .. import machine
 from ..errors import MicrogptError
 from ..output_path import check_folder
 from .document import write_report
 from .results import load_json
 
-ROOT = perf.ROOT
+ROOT = machine.ROOT
 
 
 def report_dir_name(meta: dict) -> str:
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
         return 1
     inputs = {p: load_json(p) for p in [*args.sweep, args.kernels, *args.pyperf, args.losses, args.scaling,
                                         args.quality] if p}
-    meta = perf.run_metadata()
+    meta = machine.run_metadata()
     source_meta = inputs[args.sweep[0]]["metadata"] if args.sweep else meta  # where the numbers came from
     out_dir = os.path.join(args.reports, report_dir_name(source_meta))
     path = write_report(args, out_dir, inputs, meta)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from .. import perf
+from .. import machine
 from .formatting import fmt, table
 from .plots import PLOTS, log_axis, pyplot, save_png
 from .results import ReportInputs
@@ -27,7 +27,7 @@ def plot_gflops(kernel: list[dict], training: list[dict], peaks: dict, path: str
     ax.invert_yaxis()
     log_axis(ax)
     for dtype, style in (("float64", "-"), ("float32", "--")):
-        peak = perf.peak_of(peaks, dtype)
+        peak = machine.peak_of(peaks, dtype)
         if peak:
             ax.axvline(peak, color=colors[dtype], linestyle=style, label=f"{dtype} matmul peak: {peak:.1f} GFLOP/s")
     ax.set_xlabel("GFLOP/s (log); blue float64, orange float32")
@@ -51,7 +51,7 @@ def gflops_section(inputs: ReportInputs) -> list[str]:
     if best:
         body = []
         for r in best.values():
-            peak, single = perf.peak_of(peaks, r["dtype"]), peaks.get(r["dtype"], {}).get("1")
+            peak, single = machine.peak_of(peaks, r["dtype"]), peaks.get(r["dtype"], {}).get("1")
             body.append([r["scenario"], r["backend_dtype"], r["threads"], fmt(r["gflops"]),
                          f"{100 * r['gflops'] / peak:.2f} %" if peak else "n/a",
                          f"{100 * r['gflops'] / single:.2f} %" if single else "n/a"])

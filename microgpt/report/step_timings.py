@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 
-from .. import perf
+from ..bench import STEP_CHUNK
 from .formatting import fmt, fmt_time, table
 from .results import ReportInputs, load_json
 
 ASV_COLUMNS = {  # training benchmark -> (column, how to print a value)
-    "training.TrainStep.time_chunk": (f"time per step (chunks of {perf.STEP_CHUNK})",
-                                      lambda v: fmt_time(v / perf.STEP_CHUNK)),
+    "training.TrainStep.time_chunk": (f"time per step (chunks of {STEP_CHUNK})",
+                                      lambda v: fmt_time(v / STEP_CHUNK)),
     "training.TrainStep.time_step": ("time_step (older suites: 1 step per call)", fmt_time),
     "training.Throughput.track_tokens_per_s": ("tokens/s", fmt),
     "training.Throughput.track_mfu": ("MFU", lambda v: f"{v:.2f} %"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import statistics
 
-from .. import perf
+from .. import machine
 from .formatting import fmt, table
 from .plots import PLOTS, log_axis, pyplot, save_png
 from .results import ReportInputs, series_order, sweep_failures, sweep_skips, thread_label
@@ -95,7 +95,7 @@ def headline(rows: list[dict], peaks: dict, skips: dict) -> list[str]:
             runs = [r for r in sub if r["backend_dtype"] == g]
             single = next((r for r in runs if r["blas"] == 1 and r["numba"] == 1), None)
             best, real = best_run(runs)
-            peak = perf.peak_of(peaks, best["dtype"])
+            peak = machine.peak_of(peaks, best["dtype"])
             body.append([
                 f"`{best['backend']}` {best['dtype']}",
                 fmt(single["steps_per_s"]) if single else "n/a", spread(single) if single else "n/a",
@@ -188,7 +188,7 @@ def headline_section(inputs: ReportInputs) -> list[str]:
                   "*spread*: half the interquartile range of the 1-thread run's step times, as % of its median; "
                   "*best* is another thread setting only where its step times' interquartile range lies wholly "
                   "below the 1-thread run's, so noise is never shown as a thread effect. "
-                  "MFU: model FLOPs per second (`microgpt.perf.flops_for_docs` over the timed steps' documents) "
+                  "MFU: model FLOPs per second (`microgpt.flops.flops_for_docs` over the timed steps' documents) "
                   "over the matmul peak of the same dtype (the higher of the two probes below). *compile*: "
                   "what that process's `compile()` did: a compile, or a load of machine code from Numba's disk "
                   "cache (the cold compile is measured apart, below).", ""]

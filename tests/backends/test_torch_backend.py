@@ -162,9 +162,9 @@ def test_threads_follow_the_shared_policy(monkeypatch, tiny_exp):
         assert TorchBackend(tiny_exp.cfg, tiny_exp.tokenizer.vocab_size, tiny_exp.weights).threads == 1
         assert torch.get_num_threads() == 1
         monkeypatch.delenv("NUMBA_NUM_THREADS")
-        from microgpt.perf import usable_cores
+        from microgpt.threads import torch_threads, usable_cores
 
-        assert tb.default_threads() == usable_cores()
+        assert torch_threads() == usable_cores()
     finally:
         torch.set_num_threads(before)
 

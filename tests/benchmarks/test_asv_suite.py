@@ -66,7 +66,8 @@ def test_a_missing_backend_is_skipped_in_setup(monkeypatch):
 @needs_numba
 def test_training_benchmarks_on_numpy_names():
     from microgpt.config import load_scenario
-    from microgpt.perf import STEP_CHUNK, flops_per_token
+    from microgpt.bench import STEP_CHUNK
+    from microgpt.flops import flops_per_token
 
     step = training.TrainStep()
     step.setup("numpy", "float64", "names")

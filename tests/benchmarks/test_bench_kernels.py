@@ -32,6 +32,7 @@ from microgpt.kernels import causal_attention as causal_k  # noqa: E402
 from microgpt.kernels import matmul as matmul_k  # noqa: E402
 from microgpt.kernels import rmsnorm as rmsnorm_k  # noqa: E402
 from microgpt.kernels import xent as xent_k  # noqa: E402
+from microgpt.threads import default_threading_layer  # noqa: E402
 
 # the two scenarios' sizes: sequence length T, width C, heads H, vocabulary V
 SIZES = {"names": (16, 16, 4, 27), "alice": (128, 32, 4, 73)}
@@ -200,7 +201,7 @@ def test_causal_attention_forward_and_backward(benchmark, size, dtype, impl):
     tag(benchmark, "causal_attention", size, dtype, flops=3 * 2 * C * T * (T + 1), impl=impl)
     if impl == "numpy_batched":  # causal_attention_*_fused: BLAS products around a Numba softmax
         forward, backward = causal_k.causal_attention_forward_fused, causal_k.causal_attention_backward_fused
-        attn_k.default_threading_layer()
+        default_threading_layer()
     else:
         forward, backward = causal_k.causal_attention_forward, causal_k.causal_attention_backward
 

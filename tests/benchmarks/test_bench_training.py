@@ -17,7 +17,8 @@ import pytest
 
 from microgpt.backends.registry import DTYPES, REGISTRY, skip_reason
 from microgpt.config import load_scenario
-from microgpt.perf import STEP_CHUNK, bench_experiment, flops_for_docs, step_positions
+from microgpt.bench import STEP_CHUNK, bench_experiment, step_positions
+from microgpt.flops import flops_for_docs
 
 ARRAY_BACKENDS = [name for name in REGISTRY if name != "python"]
 # float64 backends follow the reference's order of operations closely; float32 rounds every op

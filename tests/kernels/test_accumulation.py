@@ -23,6 +23,7 @@ from microgpt.kernels.causal_attention import causal_attention_backward_fused, c
 from microgpt.kernels.matmul import matvec_backward_into, matvec_forward_into
 from microgpt.kernels.rmsnorm import EPS, rmsnorm_backward_into, rmsnorm_forward_into
 from microgpt.kernels.xent import softmax_xent_forward_into
+from microgpt.threads import default_threading_layer
 from reference import BIG, N_BIG, N_TINY, TINY, assert_accumulates_in_float32, drift_values, fold
 
 F32 = np.float32
@@ -143,7 +144,7 @@ def test_attention_softmax_and_output_sum_in_float32(form):
     k[N_BIG:, 0] = LOG_TINY * math.sqrt(2)  # scores of LOG_TINY after the 1/sqrt(head_dim) scale
     v = np.ones((t, 2), F32)
     v[N_BIG:, 0] = 0
-    attn.default_threading_layer()
+    default_threading_layer()
     out, att = run_forward(form, q, k, v)
     (o32, a32), (o64, a64) = both(attention_head_ref, q, k, v)
     assert_accumulates_in_float32(att, a32, a64)
@@ -156,7 +157,7 @@ def test_attention_scores_sum_in_float32(form):
     q = np.full(N_BIG + N_TINY, 64.0, F32)
     k = np.stack([drift_values(), np.concatenate([np.ones(N_BIG), np.zeros(N_TINY)])]).astype(F32)
     v = np.stack([np.ones_like(q), np.zeros_like(q)])
-    attn.default_threading_layer()
+    default_threading_layer()
     out, att = run_forward(form, q, k, v)
     (o32, a32), (o64, a64) = both(attention_head_ref, q, k, v)
     assert_accumulates_in_float32(att, a32, a64)
@@ -189,7 +190,7 @@ def test_attention_backward_weighted_sum_in_float32(form):
     v = np.full((t, 1), N_BIG, F32)  # every a_u da_u is then 1 (big keys) or TINY: each partial sum starts >= 1
     k = np.concatenate([np.ones(N_BIG), np.zeros(N_TINY)]).astype(F32)[:, None]
     q, dout = np.ones(1, F32), np.ones(1, F32)
-    attn.default_threading_layer()
+    default_threading_layer()
     dq, dk, _ = run_backward(form, dout, q, k, v, att)
     (q32, k32), (q64, k64) = both(attention_head_backward_ref, dout, q, k, v, att)
     assert_accumulates_in_float32(dq, q32, q64)
@@ -205,7 +206,7 @@ def test_attention_backward_head_dot_sums_in_float32(form):
     k = np.stack([np.ones(hd), np.zeros(hd)]).astype(F32)
     q = np.ones(hd, F32)
     att = np.full((1, 2), 0.5, F32)
-    attn.default_threading_layer()
+    default_threading_layer()
     dq, dk, _ = run_backward(form, dout, q, k, v, att)
     (q32, k32), (q64, k64) = both(attention_head_backward_ref, dout, q, k, v, att)
     assert_accumulates_in_float32(dq, q32, q64)

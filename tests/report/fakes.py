@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from microgpt import perf
+from microgpt import machine
 
 
 def fake_result(steps_per_s, spread=0.01, compile_kind="cache load", load=(1.0, 1.2)):
@@ -63,7 +63,7 @@ def never_probe(monkeypatch):
     def probe(*a, **k):
         raise AssertionError("the report probed the matmul peak itself")
 
-    monkeypatch.setattr(perf, "probe_peaks", probe)
+    monkeypatch.setattr(machine, "probe_peaks", probe)
 
 
 def headline_cells(text, start):

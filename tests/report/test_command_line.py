@@ -67,7 +67,7 @@ def test_the_report_says_what_each_figure_is(tmp_path, monkeypatch):
     text = next((tmp_path / "r").glob("*/report.md")).read_text()
     assert "Every figure is a median" not in text
     assert "tokens/s and model GFLOP/s = the timed steps' positions and FLOPs over their total time" in text
-    assert "`microgpt.perf.flops_for_docs`" in text and "flops_per_token" not in text
+    assert "`microgpt.flops.flops_for_docs`" in text and "flops_per_token" not in text
 
 
 def test_without_the_sweeps_peak_mfu_is_na_and_nothing_is_probed(tmp_path, monkeypatch):
