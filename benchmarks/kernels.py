@@ -24,6 +24,10 @@ class _Kernel:
         need("numpy", "numba")
         import numpy as np
 
+        from microgpt.compile_cache import use_source_keyed_cache
+
+        use_source_keyed_cache()  # before a kernel module is imported: Numba fixes its cache folder then
+
         self.np = np
         self.dims = SIZES[size]
         self.rng = np.random.default_rng(0)
@@ -162,6 +166,10 @@ class Adam:
     def setup(self, n_params, dtype):
         need("numpy", "numba")
         import numpy as np
+
+        from microgpt.compile_cache import use_source_keyed_cache
+
+        use_source_keyed_cache()  # before a kernel module is imported: Numba fixes its cache folder then
 
         from microgpt.kernels.adam import adam_step
 

@@ -48,6 +48,9 @@ def child() -> None:
     import numba
     import numpy as np
 
+    from microgpt.compile_cache import use_source_keyed_cache
+
+    use_source_keyed_cache()  # before the kernel module is imported: Numba fixes its cache folder then
     from microgpt.kernels import attention as A
 
     rows = []

@@ -30,6 +30,9 @@ def main() -> int:
         print(f"JIT verification: FAILED, {e.name} is not installed (pip install 'microgpt[numpy]')")
         return 2
 
+    from microgpt.compile_cache import use_source_keyed_cache
+
+    use_source_keyed_cache()  # as building a backend does, before its kernel modules are imported
     from microgpt.backends.numpy_seq import NumpyBackend, compiled_kernels
     from microgpt.config import config_from_dict
     from microgpt.kernels import attention as attn

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from microgpt import envvars
+from microgpt.compile_cache import use_source_keyed_cache
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.normpath(os.path.join(ROOT, "..", "shared", "data"))
@@ -18,6 +19,7 @@ SHARED_DATA = os.path.normpath(os.path.join(ROOT, "..", "shared", "data"))
 if os.path.isdir(SHARED_DATA) and "MICROGPT_DATA_DIR" not in os.environ:
     os.environ["MICROGPT_DATA_DIR"] = SHARED_DATA
 os.environ.setdefault("MICROGPT_OFFLINE", "1")  # tests never download
+use_source_keyed_cache()  # tests import kernel modules directly, before any backend is built
 
 
 # under CI a skipped golden, equivalence or thread test fails (tests/ci_guard.py)

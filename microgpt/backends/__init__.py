@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import importlib
 
+from ..compile_cache import use_source_keyed_cache
 from . import registry
 
 
 def get_backend_class(name: str):
     entry = registry.REGISTRY[registry.resolve_name(name)]
+    if "numba" in entry.needs:
+        use_source_keyed_cache()  # before the module's @njit(cache=True) decorators fix their cache folder
     return getattr(importlib.import_module(entry.module), entry.cls)

@@ -1,0 +1,62 @@
+"""Where Numba keeps the compiled kernels: a folder named after a hash of every compiled source.
+
+Numba checks only a function's own file before it reuses a cached compilation, and our kernels
+inline each other across files: after an edit to fused_layers.py, say, the cached fused_train would
+go on running the old code. With the folder keyed by the sources, any edit starts from a fresh cache.
+
+Nothing happens at import. Numba fixes a function's cache folder when its @njit(cache=True)
+decorator runs, i.e. when its module is imported, so `use_source_keyed_cache` is called before
+any kernel module is: by `backends.get_backend_class` for the backends that compile, and by the
+test and benchmark setups that import kernels directly. A NUMBA_CACHE_DIR set by the user is left alone.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import shutil
+
+PACKAGE = os.path.dirname(os.path.abspath(__file__))
+CACHE_ROOT = os.path.join(PACKAGE, "__pycache__", "numba")  # one folder per digest below it
+
+
+def compiled_sources() -> list[str]:
+    """Every file with @njit(cache=True) code: the kernels and the numpy backend's position functions."""
+    return sorted(glob.glob(os.path.join(PACKAGE, "kernels", "*.py"))) + \
+        [os.path.join(PACKAGE, "backends", "numpy_seq.py")]
+
+
+def sources_digest(paths: list[str]) -> str:
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(os.path.basename(path).encode() + b"\0")
+        with open(path, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()[:16]
+
+
+def use_source_keyed_cache() -> str | None:
+    """Set Numba's cache folder to CACHE_ROOT/<digest>, removing other digests; the folder.
+
+    None, and Numba's own choice applies, when the user set NUMBA_CACHE_DIR, Numba is not
+    installed, or the folder cannot be written (a read-only install: Numba's per-user cache).
+    """
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return None
+    try:
+        import numba
+    except ImportError:
+        return None
+    folder = os.path.join(CACHE_ROOT, sources_digest(compiled_sources()))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return None
+    if not os.access(folder, os.W_OK):
+        return None
+    for old in os.listdir(CACHE_ROOT):  # the compilations of earlier versions of these files
+        if old != os.path.basename(folder):
+            shutil.rmtree(os.path.join(CACHE_ROOT, old), ignore_errors=True)
+    numba.config.CACHE_DIR = folder
+    return folder
