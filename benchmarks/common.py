@@ -23,8 +23,6 @@ SIZES = {
     "large": {"T": 256, "C": 256, "H": 8, "V": 256},
 }
 SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
-# the schedule's horizon, far away: lr stays ~constant however many steps a benchmark runs
-LONG_RUN = 10 ** 9
 
 
 def need(*modules):
@@ -44,7 +42,7 @@ def threading_layer_first():
 def make_backend(backend, dtype, scenario, **training):
     """(experiment, backend) ready to time: compiled, two steps already run. NotImplementedError if not here."""
     from microgpt.config import load_scenario
-    from microgpt.bench import bench_experiment
+    from microgpt.bench import LONG_RUN, bench_experiment
 
     reason = skip_reason(backend, dtype, load_scenario(scenario).model.block_size)
     if reason:

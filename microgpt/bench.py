@@ -19,6 +19,9 @@ from .synthetic_data import synthetic_dataset
 # thread sweep, asv, pytest-benchmark, pyperf): a fused step on names (~15 us) is close to the cost of a
 # call from Python, so one step per call would time mostly the call, and tools chunking differently disagree.
 STEP_CHUNK = 10
+# the schedule's horizon when a tool trains on for as long as it times: so far away that the learning rate
+# stays near its peak however many steps it runs
+LONG_RUN = 10 ** 9
 
 
 def checkout_data_dirs(cfg) -> list[str]:

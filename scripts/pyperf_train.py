@@ -36,7 +36,7 @@ sys.path.insert(0, ROOT)
 
 import pyperf  # noqa: E402
 
-from microgpt.bench import STEP_CHUNK, bench_experiment, train_chunked  # noqa: E402
+from microgpt.bench import LONG_RUN, STEP_CHUNK, bench_experiment, train_chunked  # noqa: E402
 from microgpt.machine import git_commit  # noqa: E402
 from microgpt.threads import THREAD_VARS, thread_settings  # noqa: E402
 from microgpt.backends.registry import DTYPES, REGISTRY, skip_reason  # noqa: E402
@@ -45,7 +45,6 @@ from microgpt.errors import MicrogptError  # noqa: E402
 from microgpt.output_path import check_file  # noqa: E402
 
 INHERITED = THREAD_VARS + ("MICROGPT_DATA_DIR", "NUMBA_CACHE_DIR")
-LONG_RUN = 10 ** 9
 
 
 def add_cmdline_args(cmd, args):

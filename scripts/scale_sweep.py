@@ -37,7 +37,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from microgpt import auto_choice, params  # noqa: E402
-from microgpt.bench import bench_dataset, percentile, step_positions  # noqa: E402
+from microgpt.bench import LONG_RUN, bench_dataset, percentile, step_positions  # noqa: E402
 from microgpt.flops import flops_for_docs  # noqa: E402
 from microgpt.machine import cpu_model, probe_peaks, run_metadata  # noqa: E402
 from microgpt.threads import thread_env, thread_settings, usable_cores  # noqa: E402
@@ -57,7 +57,6 @@ VARIANTS = {"torch_compile": ("torch", {"compile": True})}
 GRID_KEYS = {"description": str, "centre": dict, "axes": dict, "extra": list, "backends": list,
              "optional_backends": list, "python_max_params": int, "dtypes": list, "threads": list,
              "window_s": (int, float), "windows": int, "point_cap_s": (int, float)}
-LONG_RUN = 10 ** 9
 
 
 @dataclass(frozen=True)
