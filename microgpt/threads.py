@@ -24,10 +24,15 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _count_set(var: str) -> int | None:
+    """The positive whole number `var` is set to, else None."""
+    value = os.environ.get(var, "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 def configured_threads() -> int:
     """NUMBA_NUM_THREADS when set to a positive count, else every usable core: the count a run's threads follow."""
-    value = os.environ.get("NUMBA_NUM_THREADS", "")
-    return int(value) if value.isdigit() and int(value) > 0 else usable_cores()
+    return _count_set("NUMBA_NUM_THREADS") or usable_cores()
 
 
 def thread_env(threads: int) -> dict:
@@ -92,11 +97,7 @@ def torch_threads() -> int:
 
     Under torchrun the cores are shared out among the processes of this machine (LOCAL_WORLD_SIZE).
     """
-    value = os.environ.get("NUMBA_NUM_THREADS", "")
-    if value.isdigit() and int(value) > 0:
-        return int(value)
-    local = os.environ.get("LOCAL_WORLD_SIZE", "1")
-    return max(1, usable_cores() // (int(local) if local.isdigit() and int(local) > 0 else 1))
+    return _count_set("NUMBA_NUM_THREADS") or max(1, usable_cores() // (_count_set("LOCAL_WORLD_SIZE") or 1))
 
 
 def one_blas_thread() -> bool:
