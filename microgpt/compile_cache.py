@@ -19,6 +19,9 @@ import shutil
 
 PACKAGE = os.path.dirname(os.path.abspath(__file__))
 CACHE_ROOT = os.path.join(PACKAGE, "__pycache__", "numba")  # one folder per digest below it
+# CACHE_ROOT -> the folder chosen below it: once per process, for the imported kernels keep the folder
+# they were given, and a source edited while the process runs must not remove it from under them
+_CHOSEN: dict[str, str | None] = {}
 
 
 def compiled_sources() -> list[str]:
@@ -44,6 +47,12 @@ def use_source_keyed_cache() -> str | None:
     """
     if os.environ.get("NUMBA_CACHE_DIR"):
         return None
+    if CACHE_ROOT not in _CHOSEN:
+        _CHOSEN[CACHE_ROOT] = _choose_folder()
+    return _CHOSEN[CACHE_ROOT]
+
+
+def _choose_folder() -> str | None:
     try:
         import numba
     except ImportError:
