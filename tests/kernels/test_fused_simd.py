@@ -9,13 +9,16 @@ The contract tested here (and stated in vexp's docstring):
 - NaN gives NaN.
 
 The reference is numpy's exp in long double (80-bit on x86), far more precise than either dtype.
+At the end: exp_shifted (vexp over a row of any length) and take_all (one index of every buffer).
 """
+
+from collections import namedtuple
 
 import numpy as np
 import pytest
 from numba import njit
 
-from microgpt.kernels.fused_simd import EXP_LIMITS, exp_shifted, vwidth
+from microgpt.kernels.fused_simd import EXP_LIMITS, exp_shifted, take_all, vwidth
 
 DTYPES = [np.float64, np.float32]
 MAX_REL_ERROR_EPS = 2.0  # measured: 1.78 eps in float64, 1.42 in float32 (test_accuracy_over_the_normal_range)
@@ -127,3 +130,24 @@ def test_exp_shifted_writes_only_its_row(dtype, n):
     np.testing.assert_array_equal(got[:5], buf[:5])
     np.testing.assert_array_equal(got[5 + n:], buf[5 + n:])
     np.testing.assert_array_equal(got[5:5 + n], vexp_array(buf[5:5 + n] - dtype(-1.5)))
+
+
+Buffers = namedtuple("Buffers", "ids rows cube")
+
+
+@njit(cache=True)
+def take_all_of(buffers, j):
+    return take_all(buffers, j)
+
+
+def test_take_all_takes_one_index_of_every_field():
+    # what fused_model.slot and fused_batch.group do: fields of several dtypes and ranks, one leading axis
+    b = Buffers(np.arange(6, dtype=np.int64).reshape(3, 2), np.arange(12.0).reshape(3, 4),
+                np.arange(24, dtype=np.float32).reshape(3, 2, 4))
+    got = take_all_of(b, 1)
+    assert type(got) is Buffers
+    for field, want in zip(got, b):
+        assert field.dtype == want.dtype
+        np.testing.assert_array_equal(field, want[1])
+    got.rows[0] = -1.0  # a view, not a copy
+    assert b.rows[1, 0] == -1.0
