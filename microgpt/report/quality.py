@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .plots import PLOTS
+from .plots import PLOTS, pyplot
 from .results import ReportInputs
 
 # test losses makemore's README reports for names.txt (its own split: a guide, not a like-for-like figure)
@@ -58,13 +58,9 @@ def print_table(doc: dict) -> None:
 
 def plot(doc: dict, path: str) -> None:
     """The loss-against-time Pareto plot: one line per backend, a log time axis."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from ..errors import MicrogptError
 
+    plt = pyplot()
     fronts = front(doc)
     if not fronts:
         raise MicrogptError(f"--plot {path}: no point finished, nothing to draw")

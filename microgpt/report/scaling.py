@@ -132,8 +132,7 @@ def _save(plt, fig, ax, path, xlog: int, ylog: bool, legend: str | None, xticks=
 
 def plot_cost(doc: dict, path: str, dtype: str = "float32", threads: int = 1) -> bool:
     """µs per token against model FLOPs per token, along the width axis: one line per backend."""
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     series = axis_series(doc, "n_embd", dtype, threads)
     if not series:
         return False
@@ -149,8 +148,7 @@ def plot_cost(doc: dict, path: str, dtype: str = "float32", threads: int = 1) ->
 
 
 def plot_mfu(doc: dict, path: str, dtype: str = "float32", threads: int = 1) -> bool:
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     series = axis_series(doc, "n_embd", dtype, threads)
     if not series or peak_gflops(doc, dtype, threads) is None:
         return False
@@ -165,8 +163,7 @@ def plot_mfu(doc: dict, path: str, dtype: str = "float32", threads: int = 1) -> 
 
 def plot_roofline(doc: dict, path: str, dtype: str = "float32", threads: int = 1) -> bool:
     """Achieved GFLOP/s against arithmetic intensity, under the measured compute and memory roofs."""
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     roofs = doc.get("roofs", {})
     peak = peak_gflops(doc, dtype, threads)
     bw = roofs.get("triad_gbytes_per_s", {}).get("1" if threads == 1 else "all")
@@ -243,7 +240,6 @@ def scaling_section(inputs: ReportInputs) -> list[str]:
     if not inputs.scaling:
         return []
     doc, out_dir = inputs.scaling, inputs.out_dir
-    pyplot()  # the Agg backend, before the plots above import pyplot
     drawn = {"cost": (plot_cost, PLOTS["scaling_cost"]), "mfu": (plot_mfu, PLOTS["scaling_mfu"]),
              "roofline": (plot_roofline, PLOTS["roofline"])}
     plots = {name: (file if draw(doc, os.path.join(out_dir, file)) else None) for name, (draw, file) in drawn.items()}
