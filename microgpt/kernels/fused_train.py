@@ -11,12 +11,13 @@ mean of the k document losses and its gradient the gradient of that mean.
 With k = 1 the gradient goes straight into `grad`. With k > 1 the documents
 go to S = slot_grads.shape[0] slots in contiguous blocks (`slot_docs`: slot j
 takes documents j*k//S .. (j+1)*k//S - 1), each slot sums its documents'
-gradients in its own buffer, and the slots are added in order 0..S-1: the same
-arithmetic whether the slots run on one thread or several (`use_threads`, a
-prange over slots), so the weights do not depend on the thread count. Blocks,
-not `j % S`: a prange hands each thread a contiguous run of slots, and with
-round-robin dealing the extra documents of a k that is not a multiple of S all
-sit in the first slots (k = 12 on 2 threads: 8 documents against 4); block
+gradients in its own buffer, and the slots are added in order 0..S-1. This
+loop runs the slots one after another (one document per forward: batch size 1
+with gradient accumulation); padded batches go through fused_batch, whose
+threaded loop shares the same blocks out over threads with the same arithmetic.
+Blocks, not `j % S`: a prange hands each thread a contiguous run of slots, and
+with round-robin dealing the extra documents of a k that is not a multiple of S
+all sit in the first slots (k = 12 on 2 threads: 8 documents against 4); block
 sizes differ by at most one and are spread over the slots (k = 12, S = 8:
 1, 2, 1, 2, ...), so each thread's run of slots holds its share (6 and 6).
 """
@@ -26,7 +27,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from numba import njit, prange
+from numba import njit
 
 from .fused_layers import JIT, adam_update
 from .fused_model import doc_backward, doc_forward, mat, offsets, slot
@@ -107,14 +108,6 @@ def _train_docs(g, a, j, S, w, wT, model, tokens, offsets_, first, k, doc_losses
 
 
 @njit(**JIT)
-def _train_slot(j, w, wT, slot_grads, acts, model, tokens, offsets_, first, k, doc_losses):
-    """Slot j's documents of a step into slot_grads[j] (zeroed first)."""
-    g = take(slot_grads, j)
-    g[:] = 0
-    _train_docs(g, slot(acts, j), j, slot_grads.shape[0], w, wT, model, tokens, offsets_, first, k, doc_losses)
-
-
-@njit(**JIT)
 def _finish_slots(grad, slot_grads, doc_losses):
     """grad = the slots' gradients added in order; the step's loss = the mean document loss."""
     grad[:] = take(slot_grads, 0)
@@ -164,23 +157,6 @@ def train_loop(w, wT, m, v, grad, slot_grads, acts, tokens, offsets_, model, hyp
                 g[:] = 0
             _train_docs(g, slot(acts, j), j, S, w, wT, model, tokens, offsets_, s * k, k, doc_losses)
         losses[i] = doc_losses[0] if k == 1 else _finish_slots(grad, slot_grads, doc_losses)
-        adam_step(w, wT, m, v, grad, model, hyper, s)
-
-
-@njit(parallel=True, **JIT)
-def train_loop_threads(w, wT, m, v, grad, slot_grads, acts, tokens, offsets_, model, hyper, start, count, k,
-                       doc_losses, losses):
-    """`train_loop` for k > 1 with the slots spread over threads: the same arithmetic, so the same numbers.
-
-    Only the prange is parallel: everything else is in helpers compiled without
-    `parallel`, which would otherwise turn their array expressions into more
-    parallel regions.
-    """
-    for i in range(count):
-        s = start + i
-        for j in prange(slot_grads.shape[0]):
-            _train_slot(j, w, wT, slot_grads, acts, model, tokens, offsets_, s * k, k, doc_losses)
-        losses[i] = _finish_slots(grad, slot_grads, doc_losses)
         adam_step(w, wT, m, v, grad, model, hyper, s)
 
 
