@@ -79,7 +79,7 @@ def test_names_batches_and_accumulation_match_numpy_batched(names_exp, batch_siz
 
 def test_alice_batch_with_accumulation_matches_numpy_batched(alice_exp):
     cand = fused(alice_exp, batch_size=2, grad_accum=2)
-    # 4 x 128 positions: enough work for train_loop_threads wherever Numba has two threads (this process's default)
+    # 4 x 128 positions: enough work for batch_loop_threads wherever Numba has two threads (this process's default)
     assert cand._use_threads() == (fm.numba.get_num_threads() > 1)
     assert_train_agree(batched(alice_exp, batch_size=2, grad_accum=2), cand, 2, RTOL, ATOL)
 
