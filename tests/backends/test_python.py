@@ -1,4 +1,7 @@
-"""The python backend: the whole GPT's gradients against finite differences, the float path, the RNG order."""
+"""The python backend: the whole GPT's gradients against finite differences, the float path, a batch's loss.
+
+The RNG order of the initialisation it trains from is tests/test_experiment.py's.
+"""
 
 import random
 
@@ -7,10 +10,8 @@ import pytest
 from conftest import tiny_config_dict
 from microgpt.autograd import Value
 from microgpt.backends.python import PythonBackend, doc_loss_graph, gpt
-from microgpt.config import config_from_dict, load_scenario
-from microgpt.data import Tokenizer
-from microgpt.experiment import prepare
-from microgpt.params import init_weights, num_params, param_shapes
+from microgpt.config import config_from_dict
+from microgpt.params import init_weights, param_shapes
 
 
 @pytest.mark.parametrize("model", [
@@ -49,32 +50,6 @@ def test_float_path_is_bit_identical_to_the_value_path():
         assert lf == [v.data for v in lv]
     tokens = [5, 1, 2, 3, 5]
     assert doc_loss_graph(w, cfg, tokens) == doc_loss_graph(sd, cfg, tokens).data
-
-
-def test_rng_stream_is_that_of_the_module_level_reference(names_path):
-    """random.seed(42); shuffle; gauss per parameter in order: the reference's use of the global RNG."""
-    cfg = load_scenario("names")
-    exp = prepare(cfg, names_path)
-    random.seed(42)
-    with open(names_path) as f:
-        docs = [line.strip() for line in f.read().strip().split("\n") if line.strip()]
-    random.shuffle(docs)
-    assert exp.docs == docs
-    V = len(sorted(set("".join(docs)))) + 1
-    for name, (rows, cols) in param_shapes(cfg.model, V).items():
-        assert exp.weights[name] == [[random.gauss(0, 0.08) for _ in range(cols)] for _ in range(rows)], name
-    assert exp.rng.random() == random.random()  # sampling continues the same stream
-    assert num_params(cfg.model, V) == 4192
-
-
-def test_zero_init_projections_still_draw_from_the_stream():
-    cfg = config_from_dict(tiny_config_dict(zero_init_proj=True))
-    a, b = random.Random(1), random.Random(1)
-    w = init_weights(cfg.model, 5, a)
-    plain = init_weights(config_from_dict(tiny_config_dict()).model, 5, b)
-    assert a.random() == b.random()
-    assert all(x == 0 for row in w["layer0.attn_wo"] + w["layer0.mlp_fc2"] for x in row)
-    assert w["layer0.mlp_fc1"] == plain["layer0.mlp_fc1"]
 
 
 def test_batch_step_averages_document_losses():
