@@ -9,7 +9,7 @@ import sys
 import time
 
 from . import envvars
-from .config import Config, describe_keys, load_config, load_scenario, scenario_names
+from .config import SIZE_KEYS, Config, describe_keys, load_config, load_scenario, scenario_names, sizes_of
 from .errors import MicrogptError
 
 
@@ -64,6 +64,57 @@ def scenario_from_args(args) -> Config:
     if args.config:
         return load_config(args.config)
     return load_scenario(args.scenario or "names")
+
+
+def config_origin(args) -> str:
+    """Where scenario_from_args's config came from, in words: "scenario names" or "PATH"."""
+    return args.config if args.config else f"scenario {args.scenario or 'names'}"
+
+
+def size_flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def add_size_args(p: argparse.ArgumentParser) -> None:
+    """--n-embd, --n-head, --n-layer, --block-size, --batch-size: a sweep's point without a file of its own."""
+    # the line breaks are the text's own: the scripts' help is formatted raw, to keep their examples' layout
+    g = p.add_argument_group("model size", "each flag overrides one value of the --scenario or --config file, which\n"
+                             "keeps everything else (data, learning rate, schedule, seed); a value is checked\n"
+                             "as the file's own would be")
+    meta = {"n_embd": ("C", "model.n_embd, the embedding width (a multiple of n_head)"),
+            "n_head": ("H", "model.n_head, the attention heads (must divide n_embd)"),
+            "n_layer": ("L", "model.n_layer, the transformer blocks"),
+            "block_size": ("T", "model.block_size, the context length; on a chunks corpus (alice) the chunks "
+                           "follow: chunk_size T, overlap T/2, so every position is trained"),
+            "batch_size": ("B", "training.batch_size, documents per forward/backward")}
+    for key in SIZE_KEYS:
+        metavar, what = meta[key]
+        g.add_argument(size_flag(key), type=int, metavar=metavar, dest=key, help=f"overrides {what}")
+
+
+def size_overrides(args, cfg: Config) -> dict:
+    """The size flags given, checked against each other and `cfg`; a MicrogptError in the flags' terms.
+
+    Config.replace would check them too, but would blame the config file for a flag's value.
+    """
+    given = {k: getattr(args, k) for k in SIZE_KEYS if getattr(args, k, None) is not None}
+    for key, value in given.items():
+        if value < 1:
+            raise MicrogptError(f"{size_flag(key)} {value}: must be an integer >= 1")
+    full = {**sizes_of(cfg), **given}
+    C, H = full["n_embd"], full["n_head"]
+    if C % H:
+        origin = config_origin(args)
+
+        def named(key):
+            return f"{size_flag(key)} {full[key]}" if key in given else f"{key} {full[key]} of {origin}"
+
+        # a dozen head counts to pick from, the smallest; searched only so far, so a huge width answers at once
+        divisors = [d for d in range(1, min(C, 4096) + 1) if C % d == 0][:12]
+        raise MicrogptError(f"{named('n_embd')} is not divisible by {named('n_head')}: the heads split the width; "
+                            f"give an --n-head that divides {C} ({', '.join(map(str, divisors))}), or an --n-embd "
+                            f"that is a multiple of {H}")
+    return given
 
 
 def config_epilog() -> str:

@@ -274,6 +274,36 @@ def parse_json(text: str, path: str, error: type) -> Any:
         raise error(f"{path}: holds a number of {digits} digits, too long to read") from None
 
 
+# the keys a scale sweep varies: the model's shape (model.*) and the documents per forward/backward
+SIZE_KEYS = ("n_embd", "n_head", "n_layer", "block_size", "batch_size")
+MODEL_SIZE_KEYS = SIZE_KEYS[:4]
+
+
+def sizes_of(cfg: Config) -> dict:
+    """A config's SIZE_KEYS values, as a sweep point records them."""
+    return {**{k: getattr(cfg.model, k) for k in MODEL_SIZE_KEYS}, "batch_size": cfg.training.batch_size}
+
+
+def with_sizes(cfg: Config, sizes: dict) -> Config:
+    """`cfg` with some SIZE_KEYS changed (those absent are kept), validated as a loaded config is.
+
+    On a chunks corpus (alice) a changed block_size also sets chunk_size to it, overlap half of it:
+    chunks shorter than the context would leave its last positions untrained, and the timing of a
+    larger T would be the timing of the old one.
+    """
+    unknown = set(sizes) - set(SIZE_KEYS)
+    if unknown:
+        raise ValueError(f"not size keys: {sorted(unknown)}")  # a caller's bug, not the user's input
+    model = {k: sizes[k] for k in MODEL_SIZE_KEYS if k in sizes}
+    if model:
+        cfg = cfg.replace("model", **model)
+    if "block_size" in sizes and cfg.data.format == "chunks":
+        cfg = cfg.replace("data", chunk_size=sizes["block_size"], chunk_overlap=sizes["block_size"] // 2)
+    if "batch_size" in sizes:
+        cfg = cfg.replace("training", batch_size=sizes["batch_size"])
+    return cfg
+
+
 def scenario_names() -> list[str]:
     if not os.path.isdir(CONFIG_DIR):
         return []

@@ -3,6 +3,11 @@
     python scripts/benchmark_train.py --scenario names --backend numpy --steps 1000
     python scripts/benchmark_train.py --scenario alice --backend numpy --steps 200 --json reports/alice_numpy.json
     python scripts/benchmark_train.py --scenario alice --backend numpy --steps 50 --profile
+    python scripts/benchmark_train.py --config my.json --backend fused --steps 100
+    python scripts/benchmark_train.py --scenario names --n-embd 64 --n-head 4 --n-layer 2 --batch-size 16 --steps 50
+
+A configuration is a built-in --scenario or your own --config file (checked as training checks
+it); the model-size flags change single values of it, so a point of a size sweep needs no file.
 
 Runs steps 0..N-1 exactly as training would (same documents, same learning
 rates from the scenario's schedule over its full `num_steps`), timing the
@@ -38,7 +43,9 @@ from microgpt.flops import flops_for_docs, flops_per_token  # noqa: E402
 from microgpt.machine import compile_kind, numba_cache_stats, run_metadata  # noqa: E402
 from microgpt.threads import thread_settings  # noqa: E402
 from microgpt.backends.registry import backend_choices  # noqa: E402
-from microgpt.config import DTYPES, load_scenario  # noqa: E402
+from microgpt.cli import (add_scenario_args, add_size_args, config_epilog, config_origin, run_main,  # noqa: E402
+                          scenario_from_args, size_overrides)
+from microgpt.config import DTYPES, sizes_of, with_sizes  # noqa: E402
 from microgpt.errors import MicrogptError  # noqa: E402
 from microgpt.experiment import prepare  # noqa: E402
 from microgpt.output_path import check_file, write_json  # noqa: E402
@@ -48,22 +55,24 @@ from microgpt.schedule import docs_per_step, step_doc_indices  # noqa: E402
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python scripts/benchmark_train.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scenario", "-s", default="names", help="configs/<scenario>.json (default names)")
-    p.add_argument("--backend", "-b", default="auto", choices=backend_choices(),
-                   help="default auto, as training: fused when Numba is installed, else python")
+                                epilog=config_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_scenario_args(p)  # as training: --scenario or --config, not both
+    p.add_argument("--backend", "-b", choices=backend_choices(),
+                   help="overrides training.backend, as training does (every scenario says auto: fused when "
+                   "Numba is installed, else python)")
     p.add_argument("--steps", "-n", type=int, default=200, help="steps to run, warm-up included (default 200)")
     p.add_argument("--warmup", type=int, help="first steps run but not timed (default 5, or steps - 1 when fewer: "
                    "the seed's README runs --steps 5 and --steps 2)")
     p.add_argument("--dtype", choices=DTYPES, help="overrides training.dtype")
-    p.add_argument("--batch-size", type=int, help="overrides training.batch_size")
     p.add_argument("--grad-accum", type=int, help="overrides training.grad_accum")
     p.add_argument("--chunk", type=int, default=STEP_CHUNK,
                    help=f"steps per train_steps() call, timed together (default {STEP_CHUNK}, as every tool "
                    "here times a step: microgpt.bench.STEP_CHUNK); a step's time is its chunk's time / chunk")
     p.add_argument("--data", metavar="PATH", help="the data file (default: $MICROGPT_DATA_DIR, data/<scenario>/)")
     p.add_argument("--profile", action="store_true", help="numpy backend: time each kernel of a step")
-    p.add_argument("--json", metavar="PATH", help="write the figures and the run's metadata here")
+    p.add_argument("--json", metavar="PATH", help="write the figures and the run's metadata here (with the "
+                   "effective config, its origin and the sizes changed by flags)")
+    add_size_args(p)
     return p
 
 
@@ -84,8 +93,10 @@ def positions(tokens: list[int], block_size: int) -> int:
 
 
 def benchmark(args) -> dict:
-    cfg = load_scenario(args.scenario)
-    overrides = {k: v for k, v in {"backend": args.backend, "dtype": args.dtype, "batch_size": args.batch_size,
+    cfg = scenario_from_args(args)
+    sized = size_overrides(args, cfg)
+    cfg = with_sizes(cfg, sized)
+    overrides = {k: v for k, v in {"backend": args.backend, "dtype": args.dtype,
                                    "grad_accum": args.grad_accum}.items() if v is not None}
     cfg = cfg.replace("training", **overrides)
     t = cfg.training
@@ -96,7 +107,7 @@ def benchmark(args) -> dict:
     if args.warmup >= args.steps:
         raise MicrogptError(f"--warmup ({args.warmup}) must be less than --steps ({args.steps})")
     if args.steps > t.num_steps:
-        raise MicrogptError(f"--steps ({args.steps}) exceeds the scenario's run ({t.num_steps} steps)")
+        raise MicrogptError(f"--steps ({args.steps}) exceeds the run of {config_origin(args)} ({t.num_steps} steps)")
 
     exp = prepare(cfg, args.data, quiet=True)
     load_before = os.getloadavg()[0]  # other processes on a small machine show up in every figure
@@ -133,6 +144,10 @@ def benchmark(args) -> dict:
     total_time = sum(step_times)
     result = {
         "scenario": cfg.name, "backend": backend.name, "dtype": t.dtype,
+        # what was timed, so that a sweep's points describe themselves: where the config came from, the sizes
+        # the flags changed, the sizes in effect and the whole effective config
+        "config_source": {"file": os.path.abspath(args.config)} if args.config else {"scenario": cfg.name},
+        "size_overrides": sized, "sizes": sizes_of(cfg), "config": cfg.to_dict(),
         "batch_size": t.batch_size, "grad_accum": t.grad_accum, "chunk": args.chunk,
         "steps": args.steps, "warmup": args.warmup, "timed_steps": len(step_times),
         "compile_s": compile_s, "compile_kind": compile_kind(cache), "numba_cache": cache,
@@ -272,8 +287,11 @@ def profile_numpy(backend, steps_docs: list, sample: int = 10, reps: int = 10) -
 def report(r: dict) -> str:
     th = thread_settings()
     env = " ".join(f"{k}={v}" for k, v in th["env"].items() if v is not None) or "no thread variables set"
+    size = r["sizes"]
+    changed = f", {len(r['size_overrides'])} set by flags" if r["size_overrides"] else ""
     lines = [
-        f"{r['scenario']} / {r['backend']} ({r['dtype']}, batch {r['batch_size']} x accum {r['grad_accum']}): "
+        f"{r['scenario']} {size['n_embd']}/{size['n_head']}/{size['n_layer']}/{size['block_size']} (C/H/L/T{changed}) "
+        f"/ {r['backend']} ({r['dtype']}, batch {r['batch_size']} x accum {r['grad_accum']}): "
         f"{r['timed_steps']} timed steps after {r['warmup']} warm-up",
         f"threads: {env}; numba threads {th['numba_num_threads']}, layer {th['numba_threading_layer']}; "
         f"load average {r['load_average_1min'][0]:.2f} before, {r['load_average_1min'][1]:.2f} after",
@@ -334,4 +352,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))  # as every entry point: `... | head` ends quietly, Ctrl-C is one line

@@ -43,7 +43,8 @@ from microgpt.machine import cpu_model, probe_peaks, run_metadata  # noqa: E402
 from microgpt.threads import thread_env, thread_settings, usable_cores  # noqa: E402
 from microgpt.backends.registry import REGISTRY, available_backends, is_available, unavailable_reason  # noqa: E402
 from microgpt.cli import format_duration, run_main  # noqa: E402
-from microgpt.config import DTYPES, ModelConfig, load_scenario, scenario_names  # noqa: E402
+from microgpt.config import (DTYPES, SIZE_KEYS, ModelConfig, load_scenario, scenario_names, sizes_of,  # noqa: E402
+                             with_sizes)
 from microgpt.errors import MicrogptError  # noqa: E402
 from microgpt.output_path import check_file, write_json  # noqa: E402
 
@@ -51,7 +52,6 @@ GRIDS = os.path.join(ROOT, "benchmarks", "grids")
 DEFAULT_GRID, QUICK_GRID = os.path.join(GRIDS, "scale.json"), os.path.join(GRIDS, "quick.json")
 DEFAULT_OUT = os.path.join("reports", "latest", "data", "scale.json")
 AUTO_TABLE = auto_choice.TABLE
-SIZE_KEYS = ("n_embd", "n_head", "n_layer", "block_size", "batch_size")
 # sweep names beyond the registry's: torch with its step compiled by torch.compile
 VARIANTS = {"torch_compile": ("torch", {"compile": True})}
 GRID_KEYS = {"description": str, "centre": dict, "axes": dict, "extra": list, "backends": list,
@@ -171,10 +171,7 @@ def check_size(spec: dict, where: str) -> None:
 
 def resolved_size(spec: dict) -> dict:
     """A point's sizes with the scenario's own for those it leaves out."""
-    cfg = load_scenario(spec.get("scenario", "names"))
-    m = cfg.model
-    base = {"n_embd": m.n_embd, "n_head": m.n_head, "n_layer": m.n_layer, "block_size": m.block_size,
-            "batch_size": cfg.training.batch_size}
+    base = sizes_of(load_scenario(spec.get("scenario", "names")))
     return {**base, **{k: spec[k] for k in SIZE_KEYS if k in spec}}
 
 
@@ -212,12 +209,9 @@ def points(grid: dict) -> tuple[list[Point], dict]:
 
 
 def point_config(p: Point):
-    cfg = load_scenario(p.scenario)
-    cfg = cfg.replace("model", n_embd=p.n_embd, n_head=p.n_head, n_layer=p.n_layer, block_size=p.block_size)
-    if cfg.data.format == "chunks":  # chunks as long as the context, so every position is used
-        cfg = cfg.replace("data", chunk_size=p.block_size, chunk_overlap=p.block_size // 2)
-    return cfg.replace("training", backend=backend_of(p.backend), dtype=p.dtype, batch_size=p.batch_size,
-                       num_steps=LONG_RUN)
+    # benchmark_train's --n-embd ... --batch-size apply sizes the same way (chunks follow block_size there too)
+    cfg = with_sizes(load_scenario(p.scenario), {k: getattr(p, k) for k in SIZE_KEYS})
+    return cfg.replace("training", backend=backend_of(p.backend), dtype=p.dtype, num_steps=LONG_RUN)
 
 
 def make_backend(p: Point, exp):
