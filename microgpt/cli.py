@@ -71,8 +71,19 @@ def config_origin(args) -> str:
     return args.config if args.config else f"scenario {args.scenario or 'names'}"
 
 
-def size_flag(key: str) -> str:
+def flag_of(key: str) -> str:
     return "--" + key.replace("_", "-")
+
+
+def require_positive(args, names) -> None:
+    """Each of these integer flags, where given, is >= 1; else the one line every entry point prints for it.
+
+    Checked before the config takes them: its own check would name the config file for a flag's value.
+    """
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise MicrogptError(f"{flag_of(name)} must be >= 1, got {value}")
 
 
 def add_size_args(p: argparse.ArgumentParser) -> None:
@@ -89,7 +100,7 @@ def add_size_args(p: argparse.ArgumentParser) -> None:
             "batch_size": ("B", "training.batch_size, documents per forward/backward")}
     for key in SIZE_KEYS:
         metavar, what = meta[key]
-        g.add_argument(size_flag(key), type=int, metavar=metavar, dest=key, help=f"overrides {what}")
+        g.add_argument(flag_of(key), type=int, metavar=metavar, dest=key, help=f"overrides {what}")
 
 
 def size_overrides(args, cfg: Config) -> dict:
@@ -97,17 +108,15 @@ def size_overrides(args, cfg: Config) -> dict:
 
     Config.replace would check them too, but would blame the config file for a flag's value.
     """
+    require_positive(args, SIZE_KEYS)
     given = {k: getattr(args, k) for k in SIZE_KEYS if getattr(args, k, None) is not None}
-    for key, value in given.items():
-        if value < 1:
-            raise MicrogptError(f"{size_flag(key)} {value}: must be an integer >= 1")
     full = {**sizes_of(cfg), **given}
     C, H = full["n_embd"], full["n_head"]
     if C % H:
         origin = config_origin(args)
 
         def named(key):
-            return f"{size_flag(key)} {full[key]}" if key in given else f"{key} {full[key]} of {origin}"
+            return f"{flag_of(key)} {full[key]}" if key in given else f"{key} {full[key]} of {origin}"
 
         # a dozen head counts to pick from, the smallest; searched only so far, so a huge width answers at once
         divisors = [d for d in range(1, min(C, 4096) + 1) if C % d == 0][:12]

@@ -13,7 +13,8 @@ import time
 from . import checkpoint
 from .checkpoint import Checkpoint
 from .budget import describe as describe_budget, plan as plan_budget
-from .cli import Progress, add_scenario_args, config_epilog, format_duration, run_main, scenario_from_args
+from .cli import (Progress, add_scenario_args, config_epilog, format_duration, require_positive, run_main,
+                  scenario_from_args)
 from .config import DTYPES, Config
 from .errors import CheckpointError, MicrogptError, TrainingDiverged
 from .backends.registry import backend_choices, resolve_name
@@ -214,10 +215,7 @@ def resolve_budget(cfg: Config, args, resuming: bool) -> float | None:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     silence_other_ranks()
-    for flag in ("steps", "batch_size", "grad_accum", "log_every", "stop_after"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise MicrogptError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    require_positive(args, ("steps", "batch_size", "grad_accum", "log_every", "stop_after"))
     if args.num_samples is not None and args.num_samples < 0:  # 0 is allowed: train and save, print no samples
         raise MicrogptError(f"--num-samples must be >= 0 (0: no samples), got {args.num_samples}")
     cfg = apply_overrides(scenario_from_args(args), args)

@@ -43,8 +43,8 @@ from microgpt.flops import flops_for_docs, flops_per_token  # noqa: E402
 from microgpt.machine import compile_kind, numba_cache_stats, run_metadata  # noqa: E402
 from microgpt.threads import thread_settings  # noqa: E402
 from microgpt.backends.registry import backend_choices  # noqa: E402
-from microgpt.cli import (add_scenario_args, add_size_args, config_epilog, config_origin, run_main,  # noqa: E402
-                          scenario_from_args, size_overrides)
+from microgpt.cli import (add_scenario_args, add_size_args, config_epilog, config_origin,  # noqa: E402
+                          require_positive, run_main, scenario_from_args, size_overrides)
 from microgpt.config import DTYPES, sizes_of, with_sizes  # noqa: E402
 from microgpt.errors import MicrogptError  # noqa: E402
 from microgpt.experiment import prepare  # noqa: E402
@@ -94,6 +94,7 @@ def positions(tokens: list[int], block_size: int) -> int:
 
 def benchmark(args) -> dict:
     cfg = scenario_from_args(args)
+    require_positive(args, ("grad_accum",))
     sized = size_overrides(args, cfg)
     cfg = with_sizes(cfg, sized)
     overrides = {k: v for k, v in {"backend": args.backend, "dtype": args.dtype,

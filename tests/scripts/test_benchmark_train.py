@@ -49,9 +49,11 @@ def fails_in_one_line(capsys, argv, fragment):
     # a value from the scenario is named as the scenario's, not as a flag that was never given
     (["--n-embd", "30"], "--n-embd 30 is not divisible by n_head 4 of scenario names"),
     (["--n-head", "5"], "n_embd 16 of scenario names is not divisible by --n-head 5"),
-    (["--n-layer", "0"], "--n-layer 0: must be an integer >= 1"),
-    (["--block-size", "-3"], "--block-size -3: must be an integer >= 1"),
-    (["--batch-size", "0"], "--batch-size 0: must be an integer >= 1"),
+    # as training words them, and never blamed on the scenario's file
+    (["--n-layer", "0"], "error: --n-layer must be >= 1, got 0\n"),
+    (["--block-size", "-3"], "error: --block-size must be >= 1, got -3\n"),
+    (["--batch-size", "0"], "error: --batch-size must be >= 1, got 0\n"),
+    (["--grad-accum", "0"], "error: --grad-accum must be >= 1, got 0\n"),
     (["--scenario", "nope"], "unknown scenario 'nope'"),
     (["--steps", "5000"], "exceeds the run of scenario names (1000 steps)"),
 ])
