@@ -54,6 +54,9 @@ def fails_in_one_line(capsys, argv, fragment):
     (["--block-size", "-3"], "error: --block-size must be >= 1, got -3\n"),
     (["--batch-size", "0"], "error: --batch-size must be >= 1, got 0\n"),
     (["--grad-accum", "0"], "error: --grad-accum must be >= 1, got 0\n"),
+    (["--steps", "0"], "error: --steps must be >= 1, got 0\n"),
+    (["--chunk", "0"], "error: --chunk must be >= 1, got 0\n"),
+    (["--warmup", "-1"], "error: --warmup must be >= 0, got -1\n"),
     (["--scenario", "nope"], "unknown scenario 'nope'"),
     (["--steps", "5000"], "exceeds the run of scenario names (1000 steps)"),
 ])
