@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from microgpt import machine
+from microgpt.report.results import ReportInputs, read_inputs
 
 
 def fake_result(steps_per_s, spread=0.01, compile_kind="cache load", load=(1.0, 1.2)):
@@ -57,6 +59,30 @@ def fake_inputs(tmp_path):
     losses.write_text(json.dumps({"what": "test curves", "curves": {"python float64": [3.0, 2.9, 2.8],
                                                                      "numpy float64": [3.0, 2.9, 2.75]}}))
     return sweep, kernels, losses
+
+
+def fake_command_line(tmp_path) -> tuple[argparse.Namespace, dict]:
+    """fake_inputs's sweep, kernels and losses as the command line hands them on: its flags, {path: its JSON}."""
+    sweep, kernels, losses = fake_inputs(tmp_path)
+    files = {str(p): json.loads(p.read_text()) for p in (sweep, kernels, losses)}
+    args = argparse.Namespace(sweep=[str(sweep)], kernels=str(kernels), losses=str(losses), asv=None, peaks_json=None,
+                              pyperf=[], scaling=None, quality=None, reproduce=["python -m microgpt.report --latest"])
+    return args, files
+
+
+def fake_report_inputs(tmp_path) -> ReportInputs:
+    """fake_command_line's results read as the report reads them, for one section at a time."""
+    args, files = fake_command_line(tmp_path)
+    out = tmp_path / "report"
+    out.mkdir()
+    return read_inputs(args, str(out), files, META)
+
+
+def empty_inputs(tmp_path, **given) -> ReportInputs:
+    """No tool's results but `given`: what a section gets when its tool was not run."""
+    nothing = dict(out_dir=str(tmp_path), sweeps=[], sweep_runs=[], peaks={}, source_meta=META, kernels=[], pyperf=[],
+                   curves=None, asv_dir=None, asv_file=None, asv=[], scaling=None, quality=None, reproduce=[])
+    return ReportInputs(**{**nothing, **given})
 
 
 def never_probe(monkeypatch):
