@@ -17,8 +17,11 @@ import pytest
 from microgpt import envvars
 
 # nodeid patterns of the checks that must run in CI: the reference run, every backend against
-# another (tests/backends), and every test that compares thread counts
-GUARDED = ("tests/test_reference.py::*", "tests/golden/*", "tests/backends/*", "*thread*")
+# another (tests/backends), and every test that compares thread counts; the fused backend's group
+# and slot tests live with the kernels they test (tests/kernels/test_fused_batch.py and
+# test_fused_train.py) and stay guarded as they were in tests/backends
+GUARDED = ("tests/test_reference.py::*", "tests/golden/*", "tests/backends/*", "*thread*",
+           "tests/kernels/test_fused_batch.py::*", "tests/kernels/test_fused_train.py::*")
 
 
 SHARED_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "shared",

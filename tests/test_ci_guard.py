@@ -84,3 +84,15 @@ def test_what_counts_as_ci(monkeypatch, value, on):
 
     monkeypatch.setenv("CI", value)
     assert ci_guard.in_ci() is on
+
+
+def test_the_fused_kernels_group_and_slot_tests_are_guarded_where_they_moved():
+    """They were in tests/backends; in tests/kernels they still fail CI when they skip, the other kernels' do not."""
+    import ci_guard
+
+    assert ci_guard.guarded("tests/kernels/test_fused_batch.py::test_groups_depend_on_the_step_alone_and_hold_every_"
+                            "document_once[2-16]")
+    assert ci_guard.guarded("tests/kernels/test_fused_train.py::test_slots_take_contiguous_blocks_that_share_the_"
+                            "documents_evenly[2]")
+    assert ci_guard.guarded("tests/kernels/test_fused_batch.py::")  # a module skipped at import, as collection names it
+    assert not ci_guard.guarded("tests/kernels/test_matmul.py::test_forward_matches_reference")

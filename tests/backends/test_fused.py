@@ -1,4 +1,5 @@
-"""The `fused` backend against `numpy_batched` and the reference run: losses, parameters, threads, CLI.
+"""The `fused` backend against `numpy_batched` and the reference run: losses, parameters, threads, the batch
+path (k > 1 documents a step), CLI.
 
 float64 is held to numpy_batched at 1e-10 relative on every loss and every
 parameter; the CLI's names run to the python backend's printed losses and
@@ -30,6 +31,7 @@ from microgpt.backends import get_backend_class  # noqa: E402
 from microgpt.backends.registry import resolve_name  # noqa: E402
 from microgpt.errors import MicrogptError  # noqa: E402
 from microgpt.experiment import prepare  # noqa: E402
+from microgpt.kernels import fused_batch  # noqa: E402
 from microgpt.sampling import sample  # noqa: E402
 from microgpt.sampling_math import next_token  # noqa: E402
 from microgpt.schedule import learning_rate, step_doc_indices  # noqa: E402
@@ -309,20 +311,6 @@ def test_one_and_two_threads_give_the_same_weights_bit_for_bit():
         assert two[name]["digest"] == one[name]["digest"], name
 
 
-@pytest.mark.parametrize("k", [2, 7, 8, 12, 13, 40])
-def test_slots_take_contiguous_blocks_that_share_the_documents_evenly(k):
-    S = min(k, fm.MAX_SLOTS)
-    blocks = [fm.fused_train.slot_docs(j, S, k) for j in range(S)]
-    assert blocks[0][0] == 0 and blocks[-1][1] == k
-    assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:]))  # every document once, in order
-    sizes = [hi - lo for lo, hi in blocks]
-    assert max(sizes) - min(sizes) <= 1
-    if S % 2 == 0:  # a prange over the S slots gives each of 2 threads one half of them: each holds its share
-        assert abs(sum(sizes[: S // 2]) - sum(sizes[S // 2:])) <= 1
-    if k == 12:
-        assert sizes == [1, 2, 1, 2, 1, 2, 1, 2]
-
-
 def test_twelve_documents_a_step_give_the_same_weights_on_the_threaded_loop(alice_exp):
     # k = 12 split into groups of contiguous documents (slot_docs): the threaded loop, which hands each thread
     # a run of groups, must do exactly the serial loop's arithmetic
@@ -343,6 +331,85 @@ def test_the_thread_path_needs_enough_work(names_exp, monkeypatch):
     assert fused(names_exp, batch_size=40)._use_threads()
     monkeypatch.setattr(fm.numba, "get_num_threads", lambda: 1)
     assert not fused(names_exp, batch_size=40)._use_threads()
+
+
+# -- the batch path (k > 1): kernels/fused_batch.py against numpy_batched, serial against threaded ----------
+#
+# Every step with more than one document goes through each layer as one matrix product per group of
+# documents; float64 is held to numpy_batched at RTOL on every loss and every parameter, with one group
+# and several, with gradient accumulation, and on a wider model.
+
+
+def _pair(exp, **training):
+    return batched(exp, **training), fused(exp, **training)
+
+
+@pytest.mark.parametrize("batch_size, grad_accum", [(1, 1), (3, 1), (12, 1), (16, 1), (4, 3), (20, 2)])
+def test_names_batches_match_numpy_batched(names_exp, batch_size, grad_accum):
+    ref, cand = _pair(names_exp, batch_size=batch_size, grad_accum=grad_accum)
+    assert_train_agree(ref, cand, 6, RTOL, ATOL)
+
+
+@pytest.mark.parametrize("batch_size, grad_accum", [(16, 1), (3, 2)])
+def test_alice_batches_match_numpy_batched(alice_exp, batch_size, grad_accum):
+    ref, cand = _pair(alice_exp, batch_size=batch_size, grad_accum=grad_accum)
+    assert cand.groups > 1
+    assert_train_agree(ref, cand, 3, RTOL, ATOL)
+
+
+def test_a_wider_model_in_two_groups_matches_numpy_batched(alice_exp):
+    # C = 64, 8 documents of 64 positions: 2 groups of 256 rows
+    cfg = alice_exp.cfg.replace("model", n_embd=64, n_head=4, n_layer=1, block_size=64)
+    exp = prepare(cfg, dataset=alice_exp.dataset, quiet=True)
+    ref, cand = _pair(exp, batch_size=8)
+    assert cand.groups == 2
+    assert_train_agree(ref, cand, 3, RTOL, ATOL)
+
+
+def test_many_documents_a_group_go_through_in_passes_of_bounded_memory(alice_exp):
+    # 32 documents of 128 positions: 8 groups of 4, each in 2 passes of 2 documents (GROUP_ROWS = 256 positions)
+    ref, cand = _pair(alice_exp, batch_size=4, grad_accum=8)
+    assert cand.groups == 8 and cand.batch.docs.shape[1] == 2 and cand.batch.emb.shape[1] == fused_batch.GROUP_ROWS
+    assert_train_agree(ref, cand, 2, RTOL, ATOL)
+
+
+@pytest.mark.parametrize("scenario, batch_size", [("names", 40), ("alice", 16)])
+def test_threaded_batch_loop_gives_the_serial_loops_numbers(request, scenario, batch_size):
+    exp = request.getfixturevalue(f"{scenario}_exp")
+    serial, threaded = (make_backend(exp, "fused", batch_size=batch_size) for _ in range(2))
+    assert serial.groups > 1
+    a = [serial._run(serial.tokens, serial.offsets, s, n, serial.hyper, threads=False) for s, n in [(0, 2), (2, 1)]]
+    b = [threaded._run(threaded.tokens, threaded.offsets, s, n, threaded.hyper, threads=True)
+         for s, n in [(0, 2), (2, 1)]]
+    assert a == b
+    for x, y in ((serial.w, threaded.w), (serial.m, threaded.m), (serial.v, threaded.v)):
+        assert np.array_equal(x, y)
+
+
+def test_compile_runs_only_the_loop_the_run_uses(names_exp, monkeypatch):
+    called = []
+    monkeypatch.setattr(fm.fused_train, "train_loop", lambda *a: called.append("train_loop"))
+    for name in ("batch_loop", "batch_loop_threads"):
+        monkeypatch.setattr(fm.fused_batch, name, lambda *a, name=name: called.append(name))
+    monkeypatch.setattr(fm.numba, "get_num_threads", lambda: 1)
+    make_backend(names_exp, "fused").compile()
+    make_backend(names_exp, "fused", batch_size=16).compile()
+    assert called == ["train_loop", "batch_loop"]
+
+
+def test_the_batch_path_gives_scipys_blas_one_thread_whatever_the_variables_say(names_exp, monkeypatch):
+    # np.dot runs inside the groups' threads: BLAS threads of its own would only spin (a step 50x slower)
+    import ctypes
+
+    from scipy.linalg import cython_blas
+
+    lib = ctypes.CDLL(cython_blas.__file__)
+    if getattr(lib, "scipy_openblas_get_num_threads", None) is None:
+        pytest.skip("scipy's BLAS is not its bundled OpenBLAS")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    lib.scipy_openblas_set_num_threads(2)
+    make_backend(names_exp, "fused", batch_size=2)
+    assert lib.scipy_openblas_get_num_threads() == 1
 
 
 # -- the command line and the default backend ---------------------------------------------------
