@@ -4,6 +4,9 @@ Every import counts: at the top of a file or inside a function, under `typing.TY
 not, relative or absolute. An import of `a.b.c` is an edge to `a.b.c` (its packages' __init__
 files run too; they do no work, see tests/test_compile_cache.py). A new module must be given its
 layer in LAYERS, where docs/architecture.md draws the same order.
+
+tests/ mirrors microgpt/: every module has its test file at its mirrored path (the test of
+microgpt/X/y.py is tests/X/test_y.py), but for the few in NO_TEST_FILE, each with its reason.
 """
 
 from __future__ import annotations
@@ -137,3 +140,39 @@ def test_the_graph_reader_sees_imports_inside_functions_and_type_checking(tmp_pa
     assert imported_modules("microgpt.a", str(source), known) == {"microgpt.b", "microgpt.pkg.c", "microgpt.pkg"}
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+# -- tests/ mirrors microgpt/ ------------------------------------------------------------------------
+
+# the modules with no test file of their own, and why; any other module without one fails the test below
+NO_TEST_FILE = {
+    "microgpt/__init__.py": "the package's docstring and __version__, no code",
+    "microgpt/kernels/__init__.py": "a docstring only",
+    "microgpt/report/__init__.py": "a docstring only (the package's layout)",
+    "microgpt/report/__main__.py": "calls command_line.main, which tests/report/test_command_line.py runs",
+    "microgpt/backends/__init__.py": "get_backend_class alone, tested with the registry it reads "
+                                     "(tests/backends/test_registry.py)",
+}
+
+
+def mirrored_test(module: str) -> str:
+    """microgpt/X/y.py -> tests/X/test_y.py, microgpt/y.py -> tests/test_y.py (paths relative to the checkout)."""
+    folder, name = os.path.split(os.path.relpath(module, "microgpt"))
+    return os.path.join("tests", folder, "test_" + name)
+
+
+def test_every_module_has_a_test_file_at_its_mirrored_path():
+    modules = sorted(os.path.relpath(p, ROOT) for p in package_modules().values())
+    has_test = {m: os.path.exists(os.path.join(ROOT, mirrored_test(m))) for m in modules}
+    missing = [f"{m}: {mirrored_test(m)}" for m in modules if not has_test[m] and m not in NO_TEST_FILE]
+    assert not missing, "write the test file of each (or give it a reason in NO_TEST_FILE):\n" + "\n".join(missing)
+    gone = sorted(set(NO_TEST_FILE) - set(modules))
+    assert not gone, f"NO_TEST_FILE names modules that do not exist: {gone}"
+    tested = sorted(m for m in NO_TEST_FILE if has_test[m])
+    assert not tested, f"these have a test file now: take them out of NO_TEST_FILE: {tested}"
+
+
+def test_the_mirrored_path_of_a_module():
+    assert mirrored_test(os.path.join("microgpt", "kernels", "attention.py")) == os.path.join("tests", "kernels",
+                                                                                             "test_attention.py")
+    assert mirrored_test(os.path.join("microgpt", "schedule.py")) == os.path.join("tests", "test_schedule.py")
