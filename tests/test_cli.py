@@ -1,4 +1,5 @@
-"""The command lines, run as a user runs them: output, exit codes, messages, no tracebacks."""
+"""microgpt.cli, what the command lines share, run as a user runs them: header and progress lines, exit codes,
+one-line errors without tracebacks, the no-data message, the root shims (generate's own flags: test_generate.py)."""
 
 import json
 import os
@@ -61,22 +62,6 @@ def test_training_needs_no_third_party_package(tmp_path):
     assert len(re.findall(r"^sample", r.stdout, re.M)) == 2
     g = run_cli(["-m", "microgpt.generate", "--model", str(tmp_path / "m.json"), "-n", "2"], block=("numpy",))
     assert g.returncode == 0 and len(g.stdout.splitlines()) == 2, g.stderr
-
-
-def test_generate_reproduces_the_training_samples_and_takes_a_prompt(tmp_path):
-    shared_file("names.txt")
-    model = str(tmp_path / "m.json")
-    t = run_cli(["-m", "microgpt.train", "--backend", "python", "--steps", "3", "--num-samples", "4", "-o", model])
-    g = run_cli(["-m", "microgpt.generate", "--model", model, "-n", "4", "--backend", "python"])
-    assert g.returncode == 0, g.stderr
-    assert re.findall(r"^sample.*$", t.stdout, re.M) == g.stdout.splitlines()
-    p = run_cli(["-m", "microgpt.generate", "--model", model, "-n", "3", "-i", "em", "--seed", "1"])
-    assert all(line.split(": ", 1)[1].startswith("em") for line in p.stdout.splitlines()), p.stdout
-    c = run_cli(["-m", "microgpt.generate", "--model", model, "--chain", "--max-chars", "40", "--no-stop-at-bos",
-                 "--seed", "2"])
-    assert c.returncode == 0 and len(c.stdout.rstrip("\n")) >= 40, c.stdout
-    m = run_cli(["-m", "microgpt.generate", "--model", model, "-n", "5", "--max-tokens", "2", "--seed", "3"])
-    assert all(len(line.split(": ", 1)[1]) <= 2 for line in m.stdout.splitlines()), m.stdout
 
 
 def test_cli_errors_are_one_line_without_traceback(tmp_path):

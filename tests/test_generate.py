@@ -1,5 +1,6 @@
-"""generate's seed options on the command line: top-k, the repetition penalty, --no-seed, --chain-context,
-the seed's long option names, a prompt in the wrong case, and one-line errors for bad values."""
+"""generate on the command line: the training run's samples again, a prompt, --chain, --max-tokens; the seed's
+options: top-k, the repetition penalty, --no-seed, --chain-context, the seed's long option names, a prompt in
+the wrong case, and one-line errors for bad values."""
 
 import json
 import random
@@ -7,7 +8,7 @@ import re
 
 import pytest
 
-from conftest import tiny_config_dict
+from conftest import run_cli, shared_file, tiny_config_dict
 from golden.reference import printed_samples
 
 from microgpt import generate, train
@@ -101,3 +102,19 @@ def test_bad_values_are_one_line(capsys, model, args, message):
 def test_seed_and_no_seed_together_is_a_usage_error(capsys, model):
     code, _, err = gen(capsys, model, "--seed", "1", "--no-seed")
     assert code == 2 and "not allowed with argument --seed" in err
+
+
+def test_generate_reproduces_the_training_samples_and_takes_a_prompt(tmp_path):
+    shared_file("names.txt")
+    model = str(tmp_path / "m.json")
+    t = run_cli(["-m", "microgpt.train", "--backend", "python", "--steps", "3", "--num-samples", "4", "-o", model])
+    g = run_cli(["-m", "microgpt.generate", "--model", model, "-n", "4", "--backend", "python"])
+    assert g.returncode == 0, g.stderr
+    assert re.findall(r"^sample.*$", t.stdout, re.M) == g.stdout.splitlines()
+    p = run_cli(["-m", "microgpt.generate", "--model", model, "-n", "3", "-i", "em", "--seed", "1"])
+    assert all(line.split(": ", 1)[1].startswith("em") for line in p.stdout.splitlines()), p.stdout
+    c = run_cli(["-m", "microgpt.generate", "--model", model, "--chain", "--max-chars", "40", "--no-stop-at-bos",
+                 "--seed", "2"])
+    assert c.returncode == 0 and len(c.stdout.rstrip("\n")) >= 40, c.stdout
+    m = run_cli(["-m", "microgpt.generate", "--model", model, "-n", "5", "--max-tokens", "2", "--seed", "3"])
+    assert all(len(line.split(": ", 1)[1]) <= 2 for line in m.stdout.splitlines()), m.stdout
