@@ -1,4 +1,7 @@
-"""`train --quiet` prints what its help says: the final figures and the samples, nothing before them."""
+"""microgpt.train: `--quiet` prints what its help says, the final figures and the samples, nothing before them.
+
+A run stopped, resumed or fed bad input is tests/reliability's; the output every command line shares, test_cli.py's.
+"""
 
 from __future__ import annotations
 
