@@ -5,8 +5,6 @@ import json
 import os
 import re
 
-import pytest
-
 from conftest import run_cli, shared_file, tiny_config_dict
 
 LOSS_LINE = re.compile(r"^step +(\d+) / +(\d+) \| loss (\d+\.\d{4}) \|", re.M)
