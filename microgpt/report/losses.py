@@ -33,7 +33,8 @@ def plot_losses(curves: dict, path: str, smooth: int = 50) -> None:
     top.grid(alpha=0.3)
     top.legend(fontsize=8)
     ref_label = reference_curve(curves)
-    if ref_label:
+    # the lower panel compares the others with the reference; with no other curve it stays empty
+    if ref_label and len(curves) > 1:
         ref = curves[ref_label]
         for label, losses in curves.items():
             if label == ref_label:
