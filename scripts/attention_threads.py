@@ -109,23 +109,19 @@ def markdown(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    """A bad --json path is a MicrogptError: run_main prints it as one line and exits 1."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--json", metavar="PATH", help="write the raw figures (seconds per call) here")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.child:
         child()
         return 0
-    from microgpt.errors import MicrogptError
     from microgpt.output_path import check_file, write_json
 
-    try:
-        if args.json:
-            check_file(args.json, "--json")  # now, not after the runs
-    except MicrogptError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    if args.json:
+        check_file(args.json, "--json")  # now, not after the runs
     results = []
     for layer, threads, wait in CONFIGS:
         print(f"running {layer} with {threads} thread(s){', OMP_WAIT_POLICY=' + wait if wait else ''} ...",
@@ -136,14 +132,12 @@ def main() -> int:
     if args.json:
         from microgpt.machine import run_metadata
 
-        try:
-            write_json(args.json, {"results": results, "metadata": run_metadata()}, "--json")
-        except MicrogptError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
+        write_json(args.json, {"results": results, "metadata": run_metadata()}, "--json")
         print(f"wrote {args.json}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from microgpt.cli import run_main
+
+    sys.exit(run_main(main))  # as every entry point: a MicrogptError is one line, `... | head` ends quietly
