@@ -176,3 +176,30 @@ def test_the_mirrored_path_of_a_module():
     assert mirrored_test(os.path.join("microgpt", "kernels", "attention.py")) == os.path.join("tests", "kernels",
                                                                                              "test_attention.py")
     assert mirrored_test(os.path.join("microgpt", "schedule.py")) == os.path.join("tests", "test_schedule.py")
+
+
+# -- docs/architecture.md draws the same layers ------------------------------------------------------
+
+def documented_layers() -> dict[str, int]:
+    """{module: layer} from the layout drawing of docs/architecture.md ("layer N · ..." then "  path  what")."""
+    with open(os.path.join(ROOT, "docs", "architecture.md"), encoding="utf-8") as f:
+        text = f.read()
+    drawing = text.split("## Code layout", 1)[1].split("```", 2)[1]
+    out, layer = {}, None
+    for line in drawing.splitlines():
+        if line.startswith("layer "):
+            layer = int(line.split()[1])
+        elif line.startswith("  ") and layer is not None:
+            path = line.split()[0]
+            name = "microgpt." + path[:-3].replace("/", ".")
+            out[name.removesuffix(".__init__")] = layer
+    return out
+
+
+def test_the_architecture_doc_has_a_line_for_every_module_in_its_layer():
+    documented = documented_layers()
+    missing = sorted(set(LAYER_OF) - set(documented))
+    assert not missing, f"docs/architecture.md has no line for: {missing}"
+    misplaced = sorted(f"{m}: doc {documented[m]}, LAYERS {LAYER_OF[m]}" for m in documented
+                       if documented[m] != LAYER_OF.get(m))
+    assert not misplaced, misplaced
