@@ -146,8 +146,32 @@ def cache_path(cfg: Config) -> str:
     return os.path.join(CACHE_DIR, cfg.name, cfg.data.file)
 
 
+def sibling_caches(cfg: Config) -> list[str]:
+    """Other scenarios' downloads of the same file from the same sources (alice_v2 reads alice's), sorted.
+
+    Only the cache folders of built-in scenarios count, and only those whose config names the same file
+    and the same download URLs: a folder that merely holds a file of that name is not the same data.
+    """
+    from .config import load_scenario, scenario_names
+
+    found = []
+    for name in scenario_names():
+        if name == cfg.name:
+            continue
+        path = os.path.join(CACHE_DIR, name, cfg.data.file)
+        if os.path.isfile(path):
+            other = load_scenario(name).data
+            if (other.file, list(other.urls)) == (cfg.data.file, list(cfg.data.urls)):
+                found.append(path)
+    return found
+
+
 def candidate_paths(cfg: Config, data_path: str | None = None, extra_dirs=()) -> list[str]:
-    """The places the data file is looked for, in order; `extra_dirs` (folders) come after the cache."""
+    """The places the data file is looked for, in order; `extra_dirs` (folders) come after the cache.
+
+    The cache is the scenario's own folder, then (where they exist) other scenarios' downloads of the
+    same file from the same sources, so a derived scenario offline finds what its parent downloaded.
+    """
     if data_path:
         return [data_path]
     paths = []
@@ -155,6 +179,7 @@ def candidate_paths(cfg: Config, data_path: str | None = None, extra_dirs=()) ->
     if env:
         paths.append(os.path.join(env, cfg.data.file))
     paths.append(cache_path(cfg))
+    paths += sibling_caches(cfg) if cfg.data.urls else []
     paths += [os.path.join(folder, cfg.data.file) for folder in extra_dirs]
     return paths
 

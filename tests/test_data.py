@@ -119,3 +119,25 @@ def test_offline_alice_names_what_to_place_where(tmp_path, monkeypatch):
         load_dataset(load_scenario("alice"))
     msg = str(e.value)
     assert "alice.txt" in msg and os.path.join("data", "alice", "alice.txt") in msg and "MICROGPT_DATA_DIR" in msg
+
+
+def test_a_derived_scenario_finds_its_parents_download_of_the_same_file(tmp_path, monkeypatch):
+    """alice_v2 offline reads data/alice/alice.txt (same file, same URLs); a same-named file elsewhere does not count."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MICROGPT_DATA_DIR", raising=False)
+    monkeypatch.setenv("MICROGPT_OFFLINE", "1")
+    v2 = load_scenario("alice_v2")
+    assert (v2.data.file, v2.data.urls) == (load_scenario("alice").data.file, load_scenario("alice").data.urls)
+    (tmp_path / "data" / "alice").mkdir(parents=True)
+    parent = os.path.join("data", "alice", v2.data.file)
+    assert candidate_paths(v2) == [os.path.join("data", "alice_v2", v2.data.file)]  # nothing downloaded yet
+    (tmp_path / parent).write_text("*** START OF THE PROJECT GUTENBERG EBOOK X ***\nAlice was here.\n"
+                                   "*** END OF THE PROJECT GUTENBERG EBOOK X ***\n")
+    assert candidate_paths(v2) == [os.path.join("data", "alice_v2", v2.data.file), parent]
+    assert load_dataset(v2).source == os.path.abspath(parent)
+    # a scenario of another file, or a user's config with other sources, does not borrow it
+    names = load_scenario("names")
+    (tmp_path / "data" / "alice" / names.data.file).write_text("not the names\n")
+    assert os.path.join("data", "alice", names.data.file) not in candidate_paths(names)
+    mine = v2.replace("data", urls=["https://example.org/other.txt"])
+    assert parent not in candidate_paths(mine)
