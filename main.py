@@ -9,12 +9,11 @@ still work: `python main.py train ...` trains, `python main.py generate ...` sam
 import sys
 
 if __name__ == "__main__":
-    words = {"train", "generate"}
-    command = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] in words else "generate"
-    args = sys.argv[2:] if len(sys.argv) > 1 and sys.argv[1] in words else sys.argv[1:]
-    if command == "train":
+    word = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] in ("train", "generate") else None
+    args = sys.argv[2:] if word else sys.argv[1:]
+    if word == "train":
         from microgpt.train import cli
     else:
         from microgpt.generate import cli
-    sys.argv = [f"main.py {command}"] + args
-    cli()
+    sys.argv = [sys.argv[0]] + args
+    cli(prog=f"python main.py {word}" if word else "python main.py")

@@ -2,4 +2,4 @@
 from microgpt.train import cli
 
 if __name__ == "__main__":
-    cli()
+    cli(prog="python train.py")

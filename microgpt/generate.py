@@ -19,9 +19,13 @@ from .sampling import check_chain_context, decode, fit_prompt_case, sample, samp
 from .sampling_math import SamplingOptions, check_temperature
 
 
-def build_parser() -> argparse.ArgumentParser:
+PROG = "python -m microgpt.generate"
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The command's flags; `prog` is the command the usage line names (the root shims name their own)."""
     p = argparse.ArgumentParser(
-        prog="python -m microgpt.generate",
+        prog=prog,
         description="Sample from a trained model (models/<scenario>/model.json). Each sample starts after BOS, "
                     "conditioned on the prompt, and ends at BOS or when the context is full.")
     g = p.add_mutually_exclusive_group()
@@ -71,8 +75,8 @@ def load_backend(ckpt: checkpoint.Checkpoint, name: str, device: str | None = No
     return cls(cfg, ckpt.vocab_size, ckpt.weights, [], **options)
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv=None, prog: str = PROG) -> int:
+    args = build_parser(prog).parse_args(argv)
     path = args.model or checkpoint.default_path(args.scenario or "names")
     ckpt = checkpoint.load(path)  # fails first, before any other work
     if args.num_samples is not None and args.num_samples < 1:  # samples are all it prints: 0 is a slip
@@ -140,8 +144,8 @@ def _generate(args, ckpt, tokenizer, prompt, temperature, num, max_tokens, optio
     return 0
 
 
-def cli() -> None:
-    sys.exit(run_main(main))
+def cli(prog: str = PROG) -> None:
+    sys.exit(run_main(lambda argv: main(argv, prog)))
 
 
 if __name__ == "__main__":

@@ -22,9 +22,13 @@ from .experiment import Experiment, prepare
 from .sampling import decode, sample
 
 
-def build_parser() -> argparse.ArgumentParser:
+PROG = "python -m microgpt.train"
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The command's flags; `prog` is the command the usage line names (the root shims name their own)."""
     p = argparse.ArgumentParser(
-        prog="python -m microgpt.train",
+        prog=prog,
         description="Train the character-level GPT on a scenario, save models/<scenario>/model.json, "
                     "print the validation loss and samples.",
         epilog=config_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -212,8 +216,8 @@ def resolve_budget(cfg: Config, args, resuming: bool) -> float | None:
     return cfg.training.time_budget
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv=None, prog: str = PROG) -> int:
+    args = build_parser(prog).parse_args(argv)
     silence_other_ranks()
     require_positive(args, ("steps", "batch_size", "grad_accum", "log_every", "stop_after"))
     if args.num_samples is not None and args.num_samples < 0:  # 0 is allowed: train and save, print no samples
@@ -318,8 +322,8 @@ def main(argv=None) -> int:
     return 0
 
 
-def cli() -> None:
-    sys.exit(run_main(main))
+def cli(prog: str = PROG) -> None:
+    sys.exit(run_main(lambda argv: main(argv, prog)))
 
 
 if __name__ == "__main__":

@@ -97,3 +97,15 @@ def test_root_shims_still_work(tmp_path):
         r = run_cli([os.path.join(ROOT, script), *word, "--backend", "python", "--steps", "1", "--num-samples", "1",
                      "-o", str(tmp_path / f"{script}.json")], cwd=str(tmp_path))
         assert r.returncode == 0 and "num params: 4192" in r.stdout, r.stderr
+
+
+def test_each_command_names_itself_in_its_usage_line(tmp_path):
+    """The root shims' --help names the command typed (the seed's `python main.py`), not the module behind it."""
+    from conftest import ROOT
+    for command, usage in ((["main.py"], "python main.py"), (["main.py", "train"], "python main.py train"),
+                           (["main.py", "generate"], "python main.py generate"), (["train.py"], "python train.py"),
+                           (["-m", "microgpt.train"], "python -m microgpt.train"),
+                           (["-m", "microgpt.generate"], "python -m microgpt.generate")):
+        script = [os.path.join(ROOT, command[0]), *command[1:]] if command[0] != "-m" else command
+        r = run_cli([*script, "--help"], cwd=ROOT)
+        assert r.returncode == 0 and r.stdout.startswith(f"usage: {usage} [-h]"), (command, r.stdout[:120])
