@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backends.registry import DTYPES, backend_choices
+from .backends.registry import AUTO_RULE, DTYPES, backend_choices
 from .errors import ConfigError
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -95,7 +95,7 @@ class TrainingConfig:
     batch_size: int = _spec(1, INT, _at_least(1), "documents per forward/backward")
     grad_accum: int = _spec(1, INT, _at_least(1), "forward/backward passes per optimizer step")
     dtype: str = _spec("float64", (str,), _one_of(*DTYPES), "floating-point type of the array backends")
-    backend: str = _spec("auto", (str,), _backend_name, "auto picks fused when Numba is installed, else python")
+    backend: str = _spec("auto", (str,), _backend_name, f"auto: {AUTO_RULE}")
     time_budget: Any = _spec(None, NUM + (type(None),), _positive, "seconds of training (compile excluded); sets "
                              "num_steps from the step rate measured first, or null")
 

@@ -17,7 +17,7 @@ from .cli import (Progress, add_scenario_args, config_epilog, format_duration, r
                   scenario_from_args)
 from .config import DTYPES, Config
 from .errors import CheckpointError, MicrogptError, TrainingDiverged
-from .backends.registry import backend_choices, resolve_name
+from .backends.registry import AUTO_RULE, backend_choices, resolve_name
 from .experiment import Experiment, prepare
 from .sampling import decode, sample
 
@@ -33,8 +33,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                     "print the validation loss and samples.",
         epilog=config_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_scenario_args(p)
-    p.add_argument("--backend", "-b", choices=backend_choices(), help="overrides training.backend (auto: fused when "
-                   "numba is installed, else python)")
+    p.add_argument("--backend", "-b", choices=backend_choices(), help=f"overrides training.backend (auto: {AUTO_RULE})")
     p.add_argument("--dtype", choices=DTYPES, help="overrides training.dtype (array backends)")
     p.add_argument("--steps", type=int, metavar="N", help="overrides training.num_steps (the schedule's horizon)")
     p.add_argument("--time-budget", type=float, metavar="SECONDS", help="train for about this long (compile "

@@ -32,9 +32,6 @@ from ..sampling_math import inverse_temperature, next_token
 from ..threads import default_threading_layer, scipy_blas_one_thread
 from .base import Backend, Matrix
 
-# the slots of fused_train's per-document loop for k > 1 (its tests); the backend runs k > 1 on
-# fused_batch's groups
-MAX_SLOTS = 8
 # below this many multiply-adds per step, waking a second thread costs more than it saves
 MIN_PARALLEL_WORK = 2_000_000
 

@@ -39,6 +39,9 @@ REGISTRY = {
 }
 # what "auto" takes where nothing was measured (resolve_name; auto_choice without a table), fastest first
 AUTO_ORDER = ("fused", "python")
+# what `auto` trains with (auto_choice.choose), as the config's and train's help say it
+AUTO_RULE = ("the backend a scale sweep measured fastest at the nearest point ($MICROGPT_AUTO_TABLE or the shipped "
+             "table), else fused when Numba is installed, else python")
 
 
 def backend_choices() -> tuple[str, ...]:

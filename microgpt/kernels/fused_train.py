@@ -8,18 +8,14 @@ to `losses`.
 Step s trains on documents (s*k + j) % n_docs, j < k (SPEC §2,
 `schedule.step_doc_indices`), k = batch_size * grad_accum. Its loss is the
 mean of the k document losses and its gradient the gradient of that mean.
-With k = 1 the gradient goes straight into `grad`. With k > 1 the documents
-go to S = slot_grads.shape[0] slots in contiguous blocks (`slot_docs`: slot j
-takes documents j*k//S .. (j+1)*k//S - 1), each slot sums its documents'
-gradients in its own buffer, and the slots are added in order 0..S-1. This
-loop runs the slots one after another (one document per forward: batch size 1
-with gradient accumulation); padded batches go through fused_batch, whose
-threaded loop shares the same blocks out over threads with the same arithmetic.
-Blocks, not `j % S`: a prange hands each thread a contiguous run of slots, and
-with round-robin dealing the extra documents of a k that is not a multiple of S
-all sit in the first slots (k = 12 on 2 threads: 8 documents against 4); block
-sizes differ by at most one and are spread over the slots (k = 12, S = 8:
-1, 2, 1, 2, ...), so each thread's run of slots holds its share (6 and 6).
+`train_loop` here takes one document a step (k = 1), its gradient straight
+into `grad`; k > 1 runs on fused_batch, which deals a step's documents to
+groups with `slot_docs` and adds the groups' gradients with `_finish_slots`.
+Contiguous blocks, not `j % S`: a prange hands each thread a contiguous run of
+groups, and with round-robin dealing the extra documents of a k that is not a
+multiple of S all sit in the first ones (k = 12 on 2 threads: 8 documents
+against 4); block sizes differ by at most one and are spread over the groups
+(k = 12, S = 8: 1, 2, 1, 2, ...), so each thread's run holds its share (6 and 6).
 """
 
 from __future__ import annotations
@@ -31,7 +27,7 @@ from numba import njit
 
 from .fused_layers import JIT, adam_update
 from .fused_model import doc_backward, doc_forward, mat, offsets, slot
-from .fused_simd import matrix_view, skip, take
+from .fused_simd import skip, take
 
 LINEAR, COSINE, CONSTANT = 0, 1, 2
 SCHEDULES = {"linear": LINEAR, "cosine": COSINE, "constant": CONSTANT}
@@ -99,15 +95,6 @@ def slot_docs(j, S, k):
 
 
 @njit(**JIT)
-def _train_docs(g, a, j, S, w, wT, model, tokens, offsets_, first, k, doc_losses):
-    """Slot j's block of documents of the step whose first document is `first`, their gradients into g."""
-    n_docs = offsets_.shape[0] - 1
-    lo, hi = slot_docs(j, S, k)
-    for i in range(lo, hi):
-        doc_losses[i] = _train_doc(w, wT, g, model, a, tokens, offsets_, (first + i) % n_docs, k)
-
-
-@njit(**JIT)
 def _finish_slots(grad, slot_grads, doc_losses):
     """grad = the slots' gradients added in order; the step's loss = the mean document loss."""
     grad[:] = take(slot_grads, 0)
@@ -141,22 +128,17 @@ def adam_step(w, wT, m, v, grad, model, hyper, s):
 @njit(**JIT)
 def train_loop(w, wT, m, v, grad, slot_grads, acts, tokens, offsets_, model, hyper, start, count, k,
                doc_losses, losses):
-    """Steps start .. start+count-1 on one thread; losses[i] = the loss of step start+i.
+    """Steps start .. start+count-1, one document each, on one thread; losses[i] = the loss of step start+i.
 
-    model is a fused_model.Model, hyper a Hyper; doc_losses (k,) is scratch. On entry `grad` must be
-    zero (Adam leaves it so).
+    k must be 1 (the backend runs k > 1 on fused_batch); slot_grads, k and doc_losses are there so that
+    the backend calls this loop and fused_batch's with the same arguments. model is a fused_model.Model,
+    hyper a Hyper. On entry `grad` must be zero (Adam leaves it so).
     """
-    # one document per step goes straight into grad (one call site: the model is inlined once)
-    grads = matrix_view(grad, 0, 1, grad.shape[0]) if k == 1 else slot_grads
-    S = grads.shape[0]
+    n_docs = offsets_.shape[0] - 1
+    a = slot(acts, 0)
     for i in range(count):
         s = start + i
-        for j in range(S):
-            g = take(grads, j)
-            if k > 1:
-                g[:] = 0
-            _train_docs(g, slot(acts, j), j, S, w, wT, model, tokens, offsets_, s * k, k, doc_losses)
-        losses[i] = doc_losses[0] if k == 1 else _finish_slots(grad, slot_grads, doc_losses)
+        losses[i] = _train_doc(w, wT, grad, model, a, tokens, offsets_, s % n_docs, 1)
         adam_step(w, wT, m, v, grad, model, hyper, s)
 
 

@@ -74,7 +74,7 @@ def test_alice_shaped_short_context_matches_numpy_batched(alice_exp, trailing_bo
 
 @pytest.mark.parametrize("batch_size, grad_accum", [(3, 1), (1, 5), (4, 3)])
 def test_names_batches_and_accumulation_match_numpy_batched(names_exp, batch_size, grad_accum):
-    # 3 and 5 documents: one gradient slot each; 12: more documents than fused.MAX_SLOTS, dealt round the slots
+    # 3 and 5 documents; 12: more documents than groups, dealt to them in contiguous blocks
     assert_train_agree(batched(names_exp, batch_size=batch_size, grad_accum=grad_accum),
                        fused(names_exp, batch_size=batch_size, grad_accum=grad_accum), 6, RTOL, ATOL)
 
