@@ -21,9 +21,16 @@ def moving_average(xs: list[float], k: int) -> list[float]:
 
 
 def plot_losses(curves: dict, path: str, smooth: int = 50) -> None:
-    """Top: every backend's loss (moving average). Bottom: |loss - python's loss| step by step, log scale."""
+    """Top: every backend's loss (moving average). Bottom, where there is a curve beside python's:
+    |loss - python's loss| step by step, log scale."""
     plt = pyplot()
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 8), gridspec_kw={"height_ratios": [3, 2]})
+    ref_label = reference_curve(curves)
+    compare = ref_label is not None and len(curves) > 1  # the lower panel needs a curve beside the reference
+    if compare:
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 8), gridspec_kw={"height_ratios": [3, 2]})
+    else:
+        fig, top = plt.subplots(figsize=(10, 5))
+        bottom = None
     colors = {}
     for label, losses in curves.items():
         (line,) = top.plot(range(1, len(losses) + 1), moving_average(losses, smooth), label=label, linewidth=1.2)
@@ -32,9 +39,7 @@ def plot_losses(curves: dict, path: str, smooth: int = 50) -> None:
     top.set_title("Loss per backend (names, reference schedule, same documents and initial weights)")
     top.grid(alpha=0.3)
     top.legend(fontsize=8)
-    ref_label = reference_curve(curves)
-    # the lower panel compares the others with the reference; with no other curve it stays empty
-    if ref_label and len(curves) > 1:
+    if compare:
         ref = curves[ref_label]
         for label, losses in curves.items():
             if label == ref_label:
@@ -47,9 +52,7 @@ def plot_losses(curves: dict, path: str, smooth: int = 50) -> None:
         bottom.set_ylabel(f"|loss - {ref_label}|")
         bottom.legend(fontsize=7, ncol=2)
         bottom.grid(alpha=0.3)
-    else:
-        bottom.axis("off")
-    bottom.set_xlabel("step")
+    (bottom or top).set_xlabel("step")
     fig.tight_layout()
     save_png(fig, path)
 
