@@ -42,7 +42,7 @@ from microgpt.bench import STEP_CHUNK, percentile  # noqa: E402
 from microgpt.flops import flops_for_docs, flops_per_token  # noqa: E402
 from microgpt.machine import compile_kind, numba_cache_stats, run_metadata  # noqa: E402
 from microgpt.threads import thread_settings  # noqa: E402
-from microgpt.backends.registry import backend_choices  # noqa: E402
+from microgpt.backends.registry import AUTO_RULE, backend_choices  # noqa: E402
 from microgpt.cli import (add_scenario_args, add_size_args, config_epilog, config_origin,  # noqa: E402
                           require_positive, run_main, scenario_from_args, size_overrides)
 from microgpt.config import DTYPES, sizes_of, with_sizes  # noqa: E402
@@ -58,8 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog=config_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_scenario_args(p)  # as training: --scenario or --config, not both
     p.add_argument("--backend", "-b", choices=backend_choices(),
-                   help="overrides training.backend, as training does (every scenario says auto: fused when "
-                   "Numba is installed, else python)")
+                   help=f"overrides training.backend, as training does (every scenario says auto: {AUTO_RULE})")
     p.add_argument("--steps", "-n", type=int, default=200, help="steps to run, warm-up included (default 200)")
     p.add_argument("--warmup", type=int, help="first steps run but not timed (default 5, or steps - 1 when fewer: "
                    "the seed's README runs --steps 5 and --steps 2)")
