@@ -19,7 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from . import envvars
-from .config import Config, DataConfig
+from .config import Config, DataConfig, load_scenario, scenario_names
 from .errors import DataError
 
 CACHE_DIR = "data"
@@ -152,8 +152,6 @@ def sibling_caches(cfg: Config) -> list[str]:
     Only the cache folders of built-in scenarios count, and only those whose config names the same file
     and the same download URLs: a folder that merely holds a file of that name is not the same data.
     """
-    from .config import load_scenario, scenario_names
-
     found = []
     for name in scenario_names():
         if name == cfg.name:
