@@ -36,7 +36,7 @@ from microgpt.threads import thread_env  # noqa: E402
 from microgpt.report.quality import plot, print_table  # noqa: E402
 from microgpt.backends.registry import available_backends, resolve_name  # noqa: E402
 from microgpt.cli import format_duration, run_main  # noqa: E402
-from microgpt.config import load_scenario  # noqa: E402
+from microgpt.config import load_scenario, with_sizes  # noqa: E402
 from microgpt.errors import MicrogptError  # noqa: E402
 from microgpt.experiment import prepare  # noqa: E402
 from microgpt.output_path import check_file, write_json  # noqa: E402
@@ -112,13 +112,13 @@ def default_backends() -> list[str]:
 
 
 def point_config(args, width: int) -> dict:
-    cfg = load_scenario(args.scenario)
     if width % args.n_head:
         raise MicrogptError(f"--widths: {width} is not divisible by --n-head {args.n_head}")
+    cfg = with_sizes(load_scenario(args.scenario), {"n_embd": width, "n_head": args.n_head, "n_layer": args.n_layer,
+                                                    "batch_size": args.batch_size})
     d = cfg.to_dict()
     d["name"] = f"{cfg.name}_pareto"
-    d["model"].update(n_embd=width, n_head=args.n_head, n_layer=args.n_layer)
-    d["training"].update(batch_size=args.batch_size, dtype=args.dtype, time_budget=None)
+    d["training"].update(dtype=args.dtype, time_budget=None)
     if args.learning_rate is not None:
         d["training"]["learning_rate"] = args.learning_rate
     d["sampling"]["num_samples"] = 1
