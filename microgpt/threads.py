@@ -124,13 +124,8 @@ def one_blas_thread() -> bool:
             continue
         # numpy's wheels rename the symbols (scipy_openblas_..._64_), scipy's (the BLAS of Numba's np.dot)
         # without the 64_; plain OpenBLAS builds do not
-        for symbol in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-                       "openblas_set_num_threads64_", "openblas_set_num_threads"):
-            setter = getattr(lib, symbol, None)
-            if setter is not None:
-                setter(1)
-                done = True
-                break
+        done = _one_thread_through(lib, ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                                         "openblas_set_num_threads64_", "openblas_set_num_threads")) or done
     return done
 
 
@@ -147,7 +142,12 @@ def scipy_blas_one_thread() -> bool:
     from scipy.linalg import cython_blas
 
     lib = ctypes.CDLL(cython_blas.__file__)  # its symbol lookups reach the OpenBLAS it links
-    for symbol in ("scipy_openblas_set_num_threads", "openblas_set_num_threads"):
+    return _one_thread_through(lib, ("scipy_openblas_set_num_threads", "openblas_set_num_threads"))
+
+
+def _one_thread_through(lib, symbols) -> bool:
+    """Call the first of these OpenBLAS thread setters that `lib` has with 1; whether there was one."""
+    for symbol in symbols:
         setter = getattr(lib, symbol, None)
         if setter is not None:
             setter(1)
