@@ -8,8 +8,12 @@ table's rows of the same dtype and the nearest thread count, the backend whose n
 log-log distance) has the most tokens/s wins, among the backends installed here. Without a
 table, or with no row for the dtype, the rule is the old one: fused when Numba is installed,
 else python.
-"""
 
+A run of known length also pays for compiling: the table keeps the sweep's cold-compile seconds
+(an empty Numba cache), and a backend whose compilation for this run is not in the cache yet
+(compile_cache.is_warm) is charged them. The default names run trains for 0.01 s on fused and
+would compile it for ~45 s first; auto then takes a backend that is ready and says why.
+"""
 from __future__ import annotations
 
 import json
@@ -35,6 +39,12 @@ class Row:
 
 
 @dataclass(frozen=True)
+class Table:
+    rows: list[Row]
+    cold_compile_s: dict[str, float]  # "backend|dtype" -> seconds to compile with an empty Numba cache
+
+
+@dataclass(frozen=True)
 class Choice:
     backend: str
     reason: str
@@ -47,16 +57,18 @@ def table_path() -> str:
     return file_path("MICROGPT_AUTO_TABLE") or TABLE
 
 
-def load_table(path: str | None = None) -> list[Row]:
+def load_table(path: str | None = None) -> Table:
     path = path or TABLE
     if not os.path.exists(path):
-        return []
+        return Table([], {})
     from .errors import MicrogptError
 
     try:
         with open(path, encoding="utf-8") as f:
-            return [Row(**r) for r in json.load(f)["rows"]]
-    except (OSError, ValueError, KeyError, TypeError) as e:
+            doc = json.load(f)
+        return Table([Row(**r) for r in doc["rows"]],
+                     {str(k): float(v) for k, v in doc.get("cold_compile_s", {}).items() if v is not None})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise MicrogptError(f"{path}: not an auto-choice table ({type(e).__name__}: {e}); "
                             "rebuild it with scripts/scale_sweep.py --write-auto-table") from None
 
@@ -78,8 +90,12 @@ def _distance(row: Row, flops_per_token: float, tokens_per_step: float) -> float
 
 
 def choose(flops_per_token: float, tokens_per_step: float, dtype: str, threads: int, installed: list[str],
-           table: list[Row]) -> Choice:
-    """The backend to train with, and why, in words a training log can print."""
+           table: list[Row], steps: int | None = None, compile_s: dict[str, float] | None = None) -> Choice:
+    """The backend to train with, and why, in words a training log can print.
+
+    With `steps` and `compile_s` (backend -> seconds this run would compile it first), the backend
+    that finishes first, compiling included; otherwise the one with the most tokens/s.
+    """
     rows = [r for r in table if r.dtype == dtype and r.backend in installed]
     if rows:
         nearest_threads = min({r.threads for r in rows}, key=lambda t: (abs(t - threads), t))
@@ -89,6 +105,17 @@ def choose(flops_per_token: float, tokens_per_step: float, dtype: str, threads: 
             best[backend] = min((r for r in rows if r.backend == backend),
                                 key=lambda r: _distance(r, flops_per_token, tokens_per_step))
         winner = max(best.values(), key=lambda r: r.tokens_per_s)
+        if steps and compile_s:
+            def training_s(r: Row) -> float:
+                return steps * tokens_per_step / r.tokens_per_s
+
+            first = min(best.values(), key=lambda r: training_s(r) + compile_s.get(r.backend, 0.0))
+            if first is not winner:
+                return Choice(first.backend, f"done first in {steps:,} steps by the nearest sweep points: "
+                              f"~{training_s(first) + compile_s.get(first.backend, 0.0):.2g} s, where "
+                              f"{winner.backend} would train for ~{training_s(winner):.2g} s after "
+                              f"~{compile_s.get(winner.backend, 0.0):.0f} s compiling (its Numba cache is empty; "
+                              f"one run with --backend {winner.backend} fills it)")
         others = sorted((r for r in best.values() if r is not winner), key=lambda r: -r.tokens_per_s)
         margin = f", {winner.tokens_per_s / others[0].tokens_per_s:.2f}x {others[0].backend}" if others else ""
         return Choice(winner.backend, f"measured fastest at the nearest sweep point ({winner.flops_per_token:,.0f} "

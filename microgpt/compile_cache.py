@@ -69,3 +69,32 @@ def _choose_folder() -> str | None:
             shutil.rmtree(os.path.join(CACHE_ROOT, old), ignore_errors=True)
     numba.config.CACHE_DIR = folder
     return folder
+
+
+# -- what is compiled already: markers beside the compilations -----------------------------------
+# A backend that compiles names what its compile() builds for a run (Backend.compiled_variant) and
+# leaves a marker in the cache folder once it has; the folder goes with the sources it was keyed by,
+# so an edit takes the markers with it. `--backend auto` reads them: a first run that would spend
+# longer compiling than training takes a backend that is ready (microgpt/auto_choice.py).
+
+def _marker(variant: str) -> str | None:
+    folder = use_source_keyed_cache() or os.environ.get("NUMBA_CACHE_DIR")
+    return os.path.join(folder, f"compiled-{variant}") if folder else None
+
+
+def is_warm(variant: str) -> bool | None:
+    """Whether `variant` was compiled into the cache this process uses; None when that cannot be known."""
+    path = _marker(variant)
+    return None if path is None else os.path.exists(path)
+
+
+def mark_warm(variant: str | None) -> None:
+    """Record that `variant` is compiled (a backend's compile() calls this when it has finished)."""
+    path = _marker(variant) if variant else None
+    if path is None:
+        return
+    try:
+        with open(path, "w", encoding="utf-8"):
+            pass
+    except OSError:  # a cache folder we cannot write to: auto then counts the compile time each run
+        pass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from .auto_choice import Choice, choose, load_table, table_path
+from .auto_choice import Choice, Table, choose, load_table, table_path
 from .backends import get_backend_class
 from .backends.base import Backend
 from .backends.registry import available_backends, resolve_name
@@ -47,8 +47,22 @@ class Experiment:
         m, t = self.cfg.model, self.cfg.training
         sample = self.train_tokens[:1000]
         mean_positions = sum(min(m.block_size, len(d) - 1) for d in sample) / max(1, len(sample))
+        table, installed = load_table(table_path()), available_backends()
         return choose(flops_per_token(m, self.tokenizer.vocab_size), docs_per_step(t) * mean_positions, t.dtype,
-                      configured_threads(), available_backends(), load_table(table_path()))
+                      configured_threads(), installed, table.rows, t.num_steps, self.compile_first(table, installed))
+
+    def compile_first(self, table: Table, installed: list[str]) -> dict[str, float]:
+        """backend -> the sweep's cold-compile seconds, for the backends this run would have to compile first."""
+        from .compile_cache import is_warm
+
+        out = {}
+        for key, seconds in table.cold_compile_s.items():
+            backend, _, dtype = key.partition("|")
+            if dtype == self.cfg.training.dtype and backend in installed:
+                variant = get_backend_class(backend).compiled_variant(self.cfg, self.tokenizer.vocab_size)
+                if variant and is_warm(variant) is False:
+                    out[backend] = seconds
+        return out
 
     def make_backend(self, name: str | None = None) -> Backend:
         name = name or self.cfg.training.backend

@@ -398,8 +398,10 @@ def write_auto_table(sweep_path: str, table_path: str) -> int:
     rows = auto_choice.table_from_sweep(doc)
     if not rows:
         raise MicrogptError(f"--out {sweep_path}: no finished point to build a table from")
+    cold = {k: v for k, v in doc.get("cold_compile_s", {}).items() if v is not None}
     write_json(table_path, {"source": os.path.relpath(sweep_path, ROOT), "cpu": doc.get("meta", {}).get("cpu"),
-                            "date": doc.get("meta", {}).get("date"), "rows": [asdict(r) for r in rows]},
+                            "date": doc.get("meta", {}).get("date"), "cold_compile_s": cold,
+                            "rows": [asdict(r) for r in rows]},
                "--write-auto-table")
     print(f"wrote {table_path}: {len(rows)} rows from {sweep_path}")
     installed = available_backends()

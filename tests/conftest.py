@@ -19,6 +19,10 @@ SHARED_DATA = os.path.normpath(os.path.join(ROOT, "..", "shared", "data"))
 if os.path.isdir(SHARED_DATA) and "MICROGPT_DATA_DIR" not in os.environ:
     os.environ["MICROGPT_DATA_DIR"] = SHARED_DATA
 os.environ.setdefault("MICROGPT_OFFLINE", "1")  # tests never download
+# `--backend auto` by the fixed rule (fused), not the shipped measurements: with those, what auto picks
+# would hang on whether another test had already filled Numba's cache (tests/test_auto_choice.py tests them)
+NO_AUTO_TABLE = os.path.join(ROOT, "tests", "auto_table_without_rows.json")
+os.environ.setdefault("MICROGPT_AUTO_TABLE", NO_AUTO_TABLE)
 use_source_keyed_cache()  # tests import kernel modules directly, before any backend is built
 
 

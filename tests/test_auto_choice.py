@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from microgpt.auto_choice import Row, choose, load_table, regrets, table_from_sweep
+from microgpt.auto_choice import Row, Table, choose, load_table, regrets, table_from_sweep
 from microgpt.errors import MicrogptError
 
 # small models: fused wins; big ones: numpy_batched wins (the shape issue 14 measured)
@@ -27,6 +27,47 @@ def test_only_installed_backends_and_the_old_rule_without_a_table():
     fallback = choose(4e6, 1800, "float64", 1, BOTH, TABLE)
     assert fallback.backend == "fused" and "no measured table for this dtype" in fallback.reason
     assert choose(1e4, 10, "float64", 1, ["python"], []).backend == "python"
+
+
+def test_a_short_run_takes_a_backend_that_need_not_compile_first():
+    # fused 5x numpy_batched at this size, but 45 s to compile: 1000 steps of 120 tokens take 2.4 s vs 12 s
+    short = choose(3e4, 120, "float32", 1, BOTH, TABLE, steps=1000, compile_s={"fused": 45.0})
+    assert short.backend == "numpy_batched"
+    assert "~12 s" in short.reason and "~2.4 s after ~45 s compiling" in short.reason
+    assert "Numba cache is empty" in short.reason and "--backend fused" in short.reason
+    # a long run pays the compile back; a warm cache (nothing to compile) or an unknown length: the fastest
+    assert choose(3e4, 120, "float32", 1, BOTH, TABLE, steps=100_000, compile_s={"fused": 45.0}).backend == "fused"
+    assert choose(3e4, 120, "float32", 1, BOTH, TABLE, steps=1000, compile_s={}).backend == "fused"
+    assert choose(3e4, 120, "float32", 1, BOTH, TABLE, compile_s={"fused": 45.0}).backend == "fused"
+
+
+def test_the_experiment_charges_the_compile_only_where_the_cache_is_cold(monkeypatch):
+    pytest.importorskip("numba")
+    from microgpt import compile_cache
+    from microgpt.config import load_scenario
+    from microgpt.experiment import prepare
+    from microgpt.synthetic_data import synthetic_dataset
+
+    cfg = load_scenario("names").replace("training", dtype="float32")
+    exp = prepare(cfg, dataset=synthetic_dataset(cfg), quiet=True)
+    table = Table([], {"fused|float32": 45.0, "fused|float64": 50.0, "numpy_batched|float32": 3.0,
+                       "torch_compile|float32": 30.0})
+    warm = {"numpy_batched-float32"}
+    monkeypatch.setattr(compile_cache, "is_warm", lambda variant: variant in warm)
+    assert exp.compile_first(table, ["fused", "numpy_batched"]) == {"fused": 45.0}
+    warm.add("fused-float32-doc")  # names trains one document a step: the per-document loop
+    assert exp.compile_first(table, ["fused", "numpy_batched"]) == {}
+    monkeypatch.setattr(compile_cache, "is_warm", lambda variant: None)  # a cache it cannot see: no charge
+    assert exp.compile_first(table, ["fused", "numpy_batched"]) == {}
+
+
+def test_the_shipped_table_is_a_table_from_a_sweep():
+    shipped = load_table()  # microgpt/auto_table.json
+    assert shipped.rows, "microgpt/auto_table.json has no rows: rebuild it with scale_sweep.py --write-auto-table"
+    assert {r.backend for r in shipped.rows} >= {"fused", "numpy_batched"}
+    assert {r.dtype for r in shipped.rows} == {"float32", "float64"} and {r.threads for r in shipped.rows} == {1, 2}
+    assert all(r.tokens_per_s > 0 and r.flops_per_token > 0 for r in shipped.rows)
+    assert shipped.cold_compile_s.get("fused|float32", 0) > 0
 
 
 def sweep_point(label, backend, tokens_per_s, fpt):
@@ -54,7 +95,7 @@ def test_a_broken_table_is_one_line(tmp_path):
     bad.write_text(json.dumps({"rows": [{"backend": "fused"}]}))
     with pytest.raises(MicrogptError, match="not an auto-choice table"):
         load_table(str(bad))
-    assert load_table(str(tmp_path / "missing.json")) == []
+    assert load_table(str(tmp_path / "missing.json")) == Table([], {})
 
 
 def test_training_prints_what_auto_chose_and_why(tmp_path):

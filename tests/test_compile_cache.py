@@ -97,3 +97,21 @@ def test_building_a_backend_that_compiles_chooses_the_folder_first(package_copy)
                                     PYTHONDONTWRITEBYTECODE="1")
     assert root == str(package_copy / "microgpt" / "__pycache__" / "numba")
     assert numba_dir == os.path.join(root, digest)
+
+
+def test_a_compiled_variant_is_warm_once_marked_and_cold_again_after_an_edit(cache_root, monkeypatch):
+    assert compile_cache.is_warm("fused-float32-doc") is False
+    compile_cache.mark_warm("fused-float32-doc")
+    assert compile_cache.is_warm("fused-float32-doc") is True
+    assert compile_cache.is_warm("fused-float64-doc") is False  # each variant is a compilation of its own
+    # an edit to a compiled source keys a new folder: the marker went with the old compilations
+    monkeypatch.setattr(compile_cache, "sources_digest", lambda paths: "after-an-edit")
+    compile_cache._CHOSEN.clear()
+    assert compile_cache.is_warm("fused-float32-doc") is False
+
+
+def test_a_users_numba_cache_dir_holds_the_markers(tmp_path, monkeypatch):
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    assert compile_cache.is_warm("numpy-float64") is False
+    compile_cache.mark_warm("numpy-float64")
+    assert (tmp_path / "compiled-numpy-float64").exists() and compile_cache.is_warm("numpy-float64")

@@ -117,3 +117,12 @@ class Backend(ABC):
     def compile(self) -> float:
         """Compile whatever needs compiling before timing starts; seconds spent."""
         return 0.0
+
+    @classmethod
+    def compiled_variant(cls, cfg: Config, vocab_size: int) -> str | None:
+        """A name for what compile() builds for this config (None: nothing), for the cache's markers.
+
+        Known before the backend is built, so that `--backend auto` can ask whether a run would
+        first have to compile (compile_cache.is_warm); compile() marks it done.
+        """
+        return None

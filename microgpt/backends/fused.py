@@ -23,12 +23,14 @@ import time
 import numba
 import numpy as np
 
+from ..compile_cache import mark_warm
 from ..config import Config
 from ..errors import MicrogptError
 from ..kernels import fused_batch, fused_model, fused_sample, fused_train
 from ..kernels.fused_layers import RELU, RELU2
 from ..params import num_params, param_offsets, param_shapes, param_views
 from ..sampling_math import inverse_temperature, next_token
+from ..schedule import docs_per_step
 from ..threads import default_threading_layer, scipy_blas_one_thread
 from .base import Backend, Matrix
 
@@ -74,6 +76,14 @@ class _Cache:
         self.logits = np.zeros(backend.vocab_size, backend.dtype)
         self.exps = np.zeros(backend.vocab_size, np.float64)  # the sampler's scratch
         self.length = 0  # positions 0..length-1 are in the cache
+
+
+def uses_threads(cfg: Config, vocab_size: int) -> bool:
+    """Whether a run of this config takes the threaded batch loop (2 groups or more, and enough work)."""
+    k, mc = docs_per_step(cfg.training), cfg.model
+    if k == 1 or fused_batch.group_count(k, mc.block_size) == 1 or numba.get_num_threads() < 2:
+        return False
+    return k * mc.block_size * num_params(mc, vocab_size) >= MIN_PARALLEL_WORK
 
 
 class FusedBackend(Backend):
@@ -140,11 +150,14 @@ class FusedBackend(Backend):
     # -- training --------------------------------------------------------
 
     def _use_threads(self) -> bool:
-        if self.groups == 1 or numba.get_num_threads() < 2:
-            return False
-        mc = self.cfg.model
-        work = self.per_step * mc.block_size * fused_model.num_params(self.model)
-        return work >= MIN_PARALLEL_WORK
+        return uses_threads(self.cfg, self.vocab_size)
+
+    @classmethod
+    def compiled_variant(cls, cfg: Config, vocab_size: int) -> str:
+        # compile() builds one loop of three, for one dtype: these are separate compilations
+        loop = "doc" if docs_per_step(cfg.training) == 1 else \
+            "batch-threads" if uses_threads(cfg, vocab_size) else "batch"
+        return f"fused-{cfg.training.dtype}-{loop}"
 
     def _run(self, tokens, offsets, start: int, count: int, hyper, threads: bool | None = None) -> list[float]:
         losses = np.zeros(count, np.float64)
@@ -257,4 +270,5 @@ class FusedBackend(Backend):
         probe.eval_loss(docs)
         probe.sample_next(probe.new_cache(), 2, 0, 1.0, random.Random(0))
         probe._compiled = self._compiled = True
+        mark_warm(self.compiled_variant(self.cfg, self.vocab_size))
         return time.perf_counter() - t0
