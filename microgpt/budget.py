@@ -5,7 +5,9 @@ first, on a throw-away copy of the backend built from the same initial weights (
 and reported apart). The horizon is the number of steps that fit in what is left of the budget,
 and the run then trains exactly that many steps from the initial weights, so `--steps N` with the
 same config replays it number for number. The measurement is spent from the budget: a 60 s budget
-is 60 s of measuring and training together, compile not counted.
+is 60 s of measuring and training together, compile not counted. Where the steps run slower than
+the first ones did (a machine that got busier), the budget still ends the run (train.train's
+deadline): it stops at step M of the N planned and says `--steps N --stop-after M` replays it.
 """
 
 from __future__ import annotations

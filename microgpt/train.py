@@ -129,11 +129,12 @@ def _broke_down(e: BaseException) -> bool:
 
 
 def train(exp: Experiment, backend, start: int, stop: int, args, signals: StopSignal,
-          kept: str = "") -> tuple[int, list[float]]:
+          kept: str = "", deadline: float | None = None) -> tuple[int, list[float]]:
     """Steps start..stop-1, printing progress; returns the steps done and their losses.
 
     A NaN or infinite loss (or arithmetic that overflows on the way to one) raises TrainingDiverged
-    naming the step; `kept` says what happened to the checkpoint file, for that message.
+    naming the step; `kept` says what happened to the checkpoint file, for that message. With a
+    `deadline` (time.perf_counter()), no chunk starts after it: a time budget's run ends there.
     """
     total = exp.cfg.training.num_steps
     progress = Progress(total, start, args.log_every, quiet=args.quiet)
@@ -142,7 +143,9 @@ def train(exp: Experiment, backend, start: int, stop: int, args, signals: StopSi
     chunk = 1
     backend.received_signal = lambda: signals.signum  # under torchrun, the ranks agree on it
     while step < stop and backend.stop_signal(signals.signum) is None:
-        # run up to the next line to print, in chunks of ~0.1 s so signals are seen promptly
+        if deadline is not None and step > start and time.perf_counter() >= deadline:
+            break
+        # run up to the next line to print, in chunks of ~0.1 s so signals (and a deadline) are seen promptly
         target = min(stop, progress.next_stop(step + 1), step + chunk)
         t0 = time.perf_counter()
         try:
@@ -276,9 +279,11 @@ def main(argv=None, prog: str = PROG) -> int:
 
     kept = f"; {output} is as it was" if os.path.exists(output) else ""
     t0 = time.perf_counter()
+    # the budget ends the run even where the steps ran slower than the first ones timed
+    deadline = t0 + budget_plan.budget_s - budget_plan.measure_s if budget_plan is not None else None
     with StopSignal() as signals:
         try:
-            step, losses = train(exp, backend, start, stop, args, signals, kept)
+            step, losses = train(exp, backend, start, stop, args, signals, kept, deadline)
             elapsed = time.perf_counter() - t0
             saves = step > start or resumed is None  # a resume with no step left rewrites nothing
             if saves and backend.writes_checkpoints:  # under torchrun, rank 0 only
@@ -306,7 +311,11 @@ def main(argv=None, prog: str = PROG) -> int:
                   f"({budget_plan.measure_s:.2f} s timing the first steps, {elapsed:.2f} s training)")
     if saves and not args.quiet:
         print(f"saved {output}")
-    if step < total:
+    if budget_plan is not None and step < stop:
+        print(f"time budget {budget_plan.budget_s:g} s: spent after step {step} of the {total} planned (the steps "
+              f"ran at {steps_done / elapsed:.1f} steps/s, the first ones at {budget_plan.steps_per_s:.1f}); "
+              f"replay with --steps {total} --stop-after {step}")
+    elif step < total:
         print(f"stopped after step {step} of {total}; continue with --resume")
         return 0
 

@@ -64,17 +64,21 @@ def test_budget_run_saves_its_steps_and_steps_n_replays_it(tmp_path):
     m = PLAN_LINE.search(first.stdout)
     assert m and m.group(1) == m.group(2), first.stdout
     steps = int(m.group(1))
-    assert re.search(rf"^trained {steps} steps in ", first.stdout, re.M)
+    # on a machine that got busier after the first steps were timed, the budget ends the run early
+    early = re.search(r"^time budget 2.5 s: spent after step (\d+) of the \d+ planned", first.stdout, re.M)
+    done = int(early.group(1)) if early else steps
+    assert re.search(rf"^trained {done} steps in ", first.stdout, re.M)
     assert re.search(r"^time budget 2.5 s: spent [\d.]+ s \(", first.stdout, re.M)
     saved = json.loads((tmp_path / "a.json").read_text())
-    assert saved["config"]["training"]["num_steps"] == steps and saved["train_state"]["step"] == steps
+    assert saved["config"]["training"]["num_steps"] == steps and saved["train_state"]["step"] == done
     assert saved["config"]["training"]["time_budget"] is None  # resuming must not time the run again
 
     replay = run_cli(["-m", "microgpt.train", "--config", str(config), "--steps", str(steps), "--num-samples", "3",
-                      "--log-every", "1", "-o", str(tmp_path / "b.json")])
+                      "--log-every", "1", "-o", str(tmp_path / "b.json"),
+                      *(["--stop-after", str(done)] if early else [])])
     assert replay.returncode == 0, replay.stderr
     assert not PLAN_LINE.search(replay.stdout)  # --steps beats the config's budget
-    losses = re.compile(r"^(step .*?\| loss \S+|sample .*)$", re.M)
+    losses = re.compile(r"^(step .*?\| loss \S+|sample .*)$" if not early else r"^(step .*?\| loss \S+)$", re.M)
     assert losses.findall(first.stdout) == losses.findall(replay.stdout)
     assert json.loads((tmp_path / "b.json").read_text())["weights"] == saved["weights"]
 
@@ -101,3 +105,39 @@ def test_budget_with_resume_is_refused(tmp_path):
     assert first.returncode == 0, first.stderr
     r = run_cli(["-m", "microgpt.train", "--resume", "--time-budget", "5", "-o", out])
     assert r.returncode == 1 and "--time-budget with --resume" in r.stderr, r.stderr
+
+
+def test_a_run_slower_than_its_first_steps_ends_at_the_budget_and_says_how_to_replay_it(tmp_path, monkeypatch,
+                                                                                         capsys):
+    import time
+
+    from microgpt import budget, train
+
+    shared_file("names.txt")
+    real_plan = budget.plan
+
+    def too_hopeful(exp, budget_s, *a, **k):  # as if the first steps had run 1000x faster than the rest
+        p = real_plan(exp, budget_s, *a, **k)
+        return budget.BudgetPlan(p.budget_s, p.steps * 1000, p.steps_per_s * 1000, p.measured_steps, p.measure_s,
+                                 p.compile_s)
+
+    monkeypatch.setattr(train, "plan_budget", too_hopeful)
+    out = tmp_path / "m.json"
+    t0 = time.perf_counter()
+    assert train.main(["--backend", "numpy_batched", "--time-budget", "1", "--num-samples", "2", "-o", str(out)]) == 0
+    wall = time.perf_counter() - t0
+    printed = capsys.readouterr().out
+    m = re.search(r"^time budget 1 s: spent after step (\d+) of the (\d+) planned .*"
+                  r"replay with --steps (\d+) --stop-after (\d+)$", printed, re.M)
+    assert m, printed
+    done, planned = int(m.group(1)), int(m.group(2))
+    assert 0 < done < planned and (m.group(3), m.group(4)) == (str(planned), str(done))
+    assert "val loss: " in printed and "sample  2: " in printed  # the run ended: it is evaluated and sampled
+    saved = json.loads(out.read_text())
+    assert saved["train_state"]["step"] == done and saved["config"]["training"]["num_steps"] == planned
+    assert wall < 30  # not the planned steps' many seconds (data, compile and sampling come on top of 1 s)
+
+    replay = tmp_path / "r.json"
+    assert train.main(["--backend", "numpy_batched", "--steps", str(planned), "--stop-after", str(done),
+                       "-o", str(replay)]) == 0
+    assert json.loads(replay.read_text())["weights"] == saved["weights"]
