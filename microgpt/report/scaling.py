@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 from dataclasses import dataclass
 
 from ..scale_points import groups, ok_points, tokens_per_step
@@ -22,6 +23,7 @@ from .results import ReportInputs
 PEERS = ("torch", "torch_compile")
 PARAM_TOUCHES_PER_STEP = 10
 DTYPE_BYTES = {"float32": 4, "float64": 8}
+CACHE_LOAD_S = 1.0  # a compile() this short loaded its code from the cache
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,50 @@ def axis_series(doc: dict, axis: str, dtype: str, threads: int) -> dict:
             out.setdefault(p["backend"], []).append((p[axis], r))
     for backend in out:
         out[backend].sort(key=lambda vr: vr[0])
+    return out
+
+
+def auto_regrets(doc: dict) -> list[dict]:
+    """At each point: what `--backend auto` picks from a table of this sweep, and its regret, both with the
+    point in the table (what the shipped table does here) and with it left out (a size nobody measured)."""
+    from ..auto_choice import regrets, table_from_sweep
+
+    rows = table_from_sweep(doc)
+    choosable = sorted({r.backend for r in rows})
+    inside = regrets(doc, rows, choosable)
+    outside = {(r["label"], r["dtype"], r["threads"]): r for r in regrets(doc, rows, choosable, leave_one_out=True)}
+    return [{**r, "auto_left_out": outside[(r["label"], r["dtype"], r["threads"])]["auto"],
+             "regret_left_out": outside[(r["label"], r["dtype"], r["threads"])]["regret"]} for r in inside]
+
+
+@dataclass(frozen=True)
+class Startup:
+    """What a backend costs before its first step, and its memory, over the sweep's points."""
+    backend: str
+    dtype: str
+    cold_compile_s: float | None  # an empty Numba cache, once per backend and dtype
+    warm_start_s: list[float]  # process start to the first step done, at the points whose compile was a cache load
+    point_compile_s: list[float]  # compile() at each point, the cache as the sweep left it
+    peak_rss_bytes: int
+    peak_rss_label: str
+
+
+def startups(doc: dict) -> list[Startup]:
+    out = []
+    by_key: dict = {}
+    for r in ok_points(doc):
+        p = r["point"]
+        by_key.setdefault((p["backend"], p["dtype"]), []).append(r)
+    for (backend, dtype), results in sorted(by_key.items()):
+        biggest = max(results, key=lambda r: r.get("peak_rss_bytes", 0))
+        # a point that compiled (the first of its kind after the cold run, which used a throw-away cache) did not
+        # start warm: only points whose compile() was a cache load count
+        out.append(Startup(backend, dtype, doc.get("cold_compile_s", {}).get(f"{backend}|{dtype}"),
+                           sorted(r["warm_start_s"] for r in results
+                                  if "warm_start_s" in r and r.get("compile_s", 0.0) <= CACHE_LOAD_S),
+                           sorted(r.get("compile_s", 0.0) for r in results),
+                           biggest.get("peak_rss_bytes", 0), f"{biggest['point']['label']} "
+                           f"t{biggest['point']['threads']}"))
     return out
 
 
@@ -191,6 +237,13 @@ def _ratio(x: float | None) -> str:
     return f"{x:.2f}x" if x is not None and math.isfinite(x) else "—"
 
 
+def _spread(values: list[float]) -> str:
+    """A sorted list of seconds as `median s (min-max)`."""
+    if not values:
+        return "—"
+    return f"{statistics.median(values):.2f} s ({values[0]:.2f}-{values[-1]:.2f})"
+
+
 def section(doc: dict, plots: dict) -> str:
     """The report's "Scaling" section in Markdown; `plots` maps a plot's name to its file (or None)."""
     meta = doc.get("meta", {})
@@ -227,6 +280,39 @@ def section(doc: dict, plots: dict) -> str:
         for r in rows:
             lines.append(f"| {r['label']} | {r['size']} | {r['dtype']} | {r['threads']} | {r['ours']} | "
                          f"{r['tokens_per_s']:,.0f} | {_ratio(r['over_torch'])} | {_ratio(r['over_torch_compile'])} |")
+    picks = auto_regrets(doc)
+    if picks:
+        worst = max(picks, key=lambda r: r["regret"])
+        worst_out = max(picks, key=lambda r: r["regret_left_out"])
+        within = sum(r["regret"] <= 1.10 for r in picks)
+        lines += ["", "### What `--backend auto` picks", "",
+                  "auto's regret is the fastest backend's tokens/s over that of the one auto picks (1.00: the right "
+                  "pick), among the backends auto chooses from (torch compile is not one). \"table\": auto with this "
+                  "sweep as its table, as `microgpt/auto_table.json` ships it when it comes from this sweep; "
+                  "\"left out\": the point's own rows taken out of the table first, as for a size nobody measured. "
+                  f"Worst: {worst['regret']:.2f}x with the table ({within}/{len(picks)} points within 1.10x), "
+                  f"{worst_out['regret_left_out']:.2f}x left out ({worst_out['label']} {worst_out['dtype']} "
+                  f"t{worst_out['threads']}).", "",
+                  "| point | dtype | threads | fastest | auto (table) | regret | auto (left out) | regret |",
+                  "| --- | --- | ---: | --- | --- | ---: | --- | ---: |"]
+        for r in sorted(picks, key=lambda r: (r["dtype"], r["threads"], r["label"])):
+            lines.append(f"| {r['label']} | {r['dtype']} | {r['threads']} | {r['fastest']} | {r['auto']} | "
+                         f"{_ratio(r['regret'])} | {r['auto_left_out']} | {_ratio(r['regret_left_out'])} |")
+    starts = startups(doc)
+    if starts:
+        lines += ["", "### Before the first step", "",
+                  "Cold compile: the backend's compile() with an empty `NUMBA_CACHE_DIR`, once per backend and "
+                  "dtype, at the first point (torch compile: torch.compile's tracing, whose own caches are not "
+                  "emptied). Compile at a point: compile() in each point's process, the cache as the sweep left "
+                  f"it (median, range). Warm start: process start to the first step done, over the points whose "
+                  f"compile() was a cache load (≤ {CACHE_LOAD_S:g} s). Peak memory: the largest maximum resident "
+                  "set of a point's process.", "",
+                  "| backend | dtype | cold compile | compile at a point | warm start | peak memory (point) |",
+                  "| --- | --- | ---: | ---: | ---: | ---: |"]
+        for st in starts:
+            cold = f"{st.cold_compile_s:.1f} s" if st.cold_compile_s is not None else "—"
+            lines.append(f"| {st.backend} | {st.dtype} | {cold} | {_spread(st.point_compile_s)} | "
+                         f"{_spread(st.warm_start_s)} | {st.peak_rss_bytes / 2**20:,.0f} MiB ({st.peak_rss_label}) |")
     failed = [r for r in doc.get("points", {}).values() if r.get("status") != "ok"]
     if failed:
         lines += ["", "Points that did not finish (recorded, not dropped): "

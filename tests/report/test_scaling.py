@@ -69,3 +69,26 @@ def test_plots_are_drawn(doc, tmp_path):
         assert plot(doc, str(path)) and path.stat().st_size > 1000
     assert not scaling.plot_cost(doc, str(tmp_path / "x.png"), dtype="float64")  # nothing to draw: no file
     assert not (tmp_path / "x.png").exists()
+
+
+def test_auto_regret_with_the_point_in_its_table_and_left_out(doc):
+    rows = {r["label"]: r for r in scaling.auto_regrets(doc)}
+    # with the sweep as its table auto picks what was fastest; the failed numpy point is no candidate
+    assert rows["centre"]["auto"] == "fused" and rows["centre"]["regret"] == pytest.approx(1.0)
+    assert rows["n_embd=64"]["auto"] == "torch" and rows["n_embd=64"]["regret"] == pytest.approx(1.0)
+    # each left out, auto goes by the other point's winner and pays for it
+    assert rows["n_embd=64"]["auto_left_out"] == "fused" and rows["n_embd=64"]["regret_left_out"] == pytest.approx(2.5)
+    assert rows["centre"]["auto_left_out"] == "torch" and rows["centre"]["regret_left_out"] == pytest.approx(2.0)
+    text = scaling.section(doc, {})
+    assert "Worst: 1.00x with the table (2/2 points within 1.10x), 2.50x left out (n_embd=64 float32 t1)" in text
+
+
+def test_startup_counts_a_warm_start_only_where_compile_was_a_cache_load(doc):
+    doc["cold_compile_s"] = {"fused|float32": 31.5}
+    doc["points"]["centre|fused"].update(compile_s=12.0, warm_start_s=12.7, peak_rss_bytes=300 * 2**20)
+    doc["points"]["n_embd=64|fused"].update(compile_s=0.05, warm_start_s=0.7, peak_rss_bytes=200 * 2**20)
+    fused = next(s for s in scaling.startups(doc) if s.backend == "fused")
+    assert fused.cold_compile_s == 31.5 and fused.warm_start_s == [0.7] and fused.point_compile_s == [0.05, 12.0]
+    assert fused.peak_rss_bytes == 300 * 2**20 and fused.peak_rss_label == "centre t1"
+    assert "| fused | float32 | 31.5 s | 6.03 s (0.05-12.00) | 0.70 s (0.70-0.70) | 300 MiB (centre t1) |" in \
+        scaling.section(doc, {})
