@@ -17,6 +17,7 @@ import statistics
 from dataclasses import dataclass
 
 from ..scale_points import groups, ok_points, tokens_per_step
+from .formatting import table
 from .plots import PLOTS, pyplot
 from .results import ReportInputs
 
@@ -292,12 +293,11 @@ def section(doc: dict, plots: dict) -> str:
                   "\"left out\": the point's own rows taken out of the table first, as for a size nobody measured. "
                   f"Worst: {worst['regret']:.2f}x with the table ({within}/{len(picks)} points within 1.10x), "
                   f"{worst_out['regret_left_out']:.2f}x left out ({worst_out['label']} {worst_out['dtype']} "
-                  f"t{worst_out['threads']}).", "",
-                  "| point | dtype | threads | fastest | auto (table) | regret | auto (left out) | regret |",
-                  "| --- | --- | ---: | --- | --- | ---: | --- | ---: |"]
-        for r in sorted(picks, key=lambda r: (r["dtype"], r["threads"], r["label"])):
-            lines.append(f"| {r['label']} | {r['dtype']} | {r['threads']} | {r['fastest']} | {r['auto']} | "
-                         f"{_ratio(r['regret'])} | {r['auto_left_out']} | {_ratio(r['regret_left_out'])} |")
+                  f"t{worst_out['threads']}).", ""]
+        lines += table(["point", "dtype", "threads", "fastest", "auto (table)", "regret", "auto (left out)", "regret"],
+                       [[r["label"], r["dtype"], r["threads"], r["fastest"], r["auto"], _ratio(r["regret"]),
+                         r["auto_left_out"], _ratio(r["regret_left_out"])]
+                        for r in sorted(picks, key=lambda r: (r["dtype"], r["threads"], r["label"]))], "llrllrlr")
     starts = startups(doc)
     if starts:
         lines += ["", "### Before the first step", "",
@@ -306,13 +306,11 @@ def section(doc: dict, plots: dict) -> str:
                   "emptied). Compile at a point: compile() in each point's process, the cache as the sweep left "
                   f"it (median, range). Warm start: process start to the first step done, over the points whose "
                   f"compile() was a cache load (≤ {CACHE_LOAD_S:g} s). Peak memory: the largest maximum resident "
-                  "set of a point's process.", "",
-                  "| backend | dtype | cold compile | compile at a point | warm start | peak memory (point) |",
-                  "| --- | --- | ---: | ---: | ---: | ---: |"]
-        for st in starts:
-            cold = f"{st.cold_compile_s:.1f} s" if st.cold_compile_s is not None else "—"
-            lines.append(f"| {st.backend} | {st.dtype} | {cold} | {_spread(st.point_compile_s)} | "
-                         f"{_spread(st.warm_start_s)} | {st.peak_rss_bytes / 2**20:,.0f} MiB ({st.peak_rss_label}) |")
+                  "set of a point's process.", ""]
+        lines += table(["backend", "dtype", "cold compile", "compile at a point", "warm start", "peak memory (point)"],
+                       [[st.backend, st.dtype, f"{st.cold_compile_s:.1f} s" if st.cold_compile_s is not None else "—",
+                         _spread(st.point_compile_s), _spread(st.warm_start_s),
+                         f"{st.peak_rss_bytes / 2**20:,.0f} MiB ({st.peak_rss_label})"] for st in starts], "llrrrr")
     failed = [r for r in doc.get("points", {}).values() if r.get("status") != "ok"]
     if failed:
         lines += ["", "Points that did not finish (recorded, not dropped): "
