@@ -54,7 +54,7 @@ class _NumbaColdStart:
 
     def setup(self, target, cache):
         need("numpy", "numba")
-        self.check(target)
+        self.check(target, cache)
         self.cache_dir = tempfile.mkdtemp(prefix="microgpt-numba-cache-")
         if cache == "disk":
             setup_code, stmt = self.code(target)
@@ -73,7 +73,7 @@ class _NumbaColdStart:
         setup_code = f"import os, tempfile; os.environ['NUMBA_CACHE_DIR'] = {where}\n{setup_code}"
         return stmt, setup_code
 
-    def check(self, target):
+    def check(self, target, cache):
         pass
 
     def code(self, target):
@@ -99,17 +99,20 @@ class KernelColdStart(_NumbaColdStart):
 
 
 class BackendColdStart(_NumbaColdStart):
-    """Import a backend, build it and `compile()` it: what `microgpt.train` pays before its first step.
+    """Import a backend, build it, `compile()` it and train one step: what `microgpt.train` pays first.
 
-    The data and initial weights are prepared untimed (pure Python, no Numba).
+    Every backend: those that compile nothing with Numba (python, torch) have one start, the "none"
+    row. The data and initial weights are prepared untimed (pure Python, no Numba).
     """
 
-    params = (NUMBA_BACKENDS, ["none", "disk"])
+    params = (list(REGISTRY), ["none", "disk"])
 
-    def check(self, target):
+    def check(self, target, cache):
         reason = unavailable_reason(target)
         if reason:
             raise NotImplementedError(reason)
+        if cache == "disk" and target not in NUMBA_BACKENDS:
+            raise NotImplementedError(f"{target} compiles nothing with Numba: its start is the cache='none' row")
 
     def code(self, target):
         setup_code = "\n".join([

@@ -108,3 +108,15 @@ def test_timeraw_code_compiles():
             compile(stmt, "stmt", "exec")
             compile(setup, "setup", "exec")
             assert "NUMBA_CACHE_DIR" in setup
+
+
+def test_every_backend_has_a_start_benchmark_and_only_numbas_have_a_warm_cache_row():
+    from microgpt.backends.registry import REGISTRY
+
+    assert startup.BackendColdStart.params[0] == list(REGISTRY)
+    bench = startup.BackendColdStart()
+    for target in ("python", "torch"):
+        with pytest.raises(NotImplementedError):
+            bench.check(target, "disk")
+    bench.check("python", "none")  # runs: the python backend needs nothing
+    bench.check("fused", "disk")
