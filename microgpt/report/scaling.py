@@ -221,8 +221,9 @@ def plot_roofline(doc: dict, path: str, dtype: str = "float32", threads: int = 1
                     "arithmetic intensity (model FLOPs per byte of weight + Adam traffic; an upper bound)",
                     "achieved model GFLOP/s")
     xs = [intensity(r) for r in pts]
-    lo, hi = min(xs) / 2, max(xs) * 2
-    grid = [lo * (hi / lo) ** (i / 50) for i in range(51)]
+    ridge = peak / bw  # where the sloped memory roof meets the flat compute roof: drawn, so both roofs show
+    lo, hi = min(min(xs), ridge) / 2, max(xs) * 2
+    grid = [lo, ridge, hi]  # on log-log axes both roofs are straight lines
     ax.plot(grid, [min(peak, bw * x) for x in grid], color="black", linewidth=1.2,
             label=f"roofs: {peak:.0f} GFLOP/s matmul, {bw:.1f} GB/s triad")
     for backend in sorted({r["point"]["backend"] for r in pts}):
