@@ -94,6 +94,7 @@ def mark_warm(variant: str | None) -> None:
     if path is None:
         return
     try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w", encoding="utf-8"):
             pass
     except OSError:  # a cache folder we cannot write to: auto then counts the compile time each run

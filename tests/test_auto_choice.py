@@ -115,3 +115,21 @@ def test_training_prints_what_auto_chose_and_why(tmp_path):
     assert "3.00x fused" in r.stdout
     saved = json.loads((tmp_path / "m.json").read_text())
     assert saved["backend"] == "numpy_batched"
+
+
+def test_a_first_short_run_with_an_empty_cache_trains_on_a_backend_that_is_ready(tmp_path):
+    pytest.importorskip("numba")
+    from conftest import run_cli, shared_file
+
+    shared_file("names.txt")
+    table = tmp_path / "table.json"  # fused 3x faster a step, but 45 s to compile with an empty cache
+    rows = [Row("numpy_batched", "float64", t, 2.5e4, 8, 3e4).__dict__ for t in (1, 2)]
+    rows += [Row("fused", "float64", t, 2.5e4, 8, 9e4).__dict__ for t in (1, 2)]
+    table.write_text(json.dumps({"rows": rows, "cold_compile_s": {"fused|float64": 45.0,
+                                                                  "numpy_batched|float64": 1.5}}))
+    r = run_cli(["-m", "microgpt.train", "--steps", "2", "--num-samples", "1", "-o", str(tmp_path / "m.json")],
+                env={"MICROGPT_AUTO_TABLE": str(table), "NUMBA_CACHE_DIR": str(tmp_path / "empty-cache")})
+    assert r.returncode == 0, r.stderr
+    assert "auto chose numpy_batched: done first in 2 steps" in r.stdout, r.stdout
+    assert "after ~45 s compiling (its Numba cache is empty; one run with --backend fused fills it)" in r.stdout
+    assert (tmp_path / "empty-cache" / "compiled-numpy_batched-float64").exists()  # ready for the next run
