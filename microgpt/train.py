@@ -171,6 +171,19 @@ def train(exp: Experiment, backend, start: int, stop: int, args, signals: StopSi
     return step, losses
 
 
+def announce_compile(exp: Experiment, backend) -> None:
+    """Before a compilation that is not in Numba's cache yet, say so, and how long the sweep found it takes."""
+    from .auto_choice import load_table, table_path
+    from .compile_cache import is_warm
+
+    variant = type(backend).compiled_variant(exp.cfg, exp.tokenizer.vocab_size)
+    if not variant or is_warm(variant) is not False:
+        return
+    cold_s = load_table(table_path()).cold_compile_s.get(f"{backend.name}|{exp.cfg.training.dtype}")
+    took = f" (it took {cold_s:.1f} s in the scale sweep behind auto's table)" if cold_s else ""
+    print(f"compiling {variant} with Numba: not in the cache yet{took}; later runs load it", flush=True)
+
+
 def resume_backend(exp: Experiment, resumed: Checkpoint, path: str):
     """A backend holding the checkpoint's weights and Adam moments, `exp.rng` at its position; and its step.
 
@@ -273,6 +286,8 @@ def main(argv=None, prog: str = PROG) -> int:
             print(f"auto chose {exp.auto.backend}: {exp.auto.reason}")
         if 0 < start < total:
             print(f"resuming from step {start} of {total} ({output})")
+    if not args.quiet:
+        announce_compile(exp, backend)
     compile_s = backend.compile()
     if compile_s > 0.05 and not args.quiet:
         print(f"compiled in {compile_s:.2f} s (not counted below)")

@@ -132,4 +132,10 @@ def test_a_first_short_run_with_an_empty_cache_trains_on_a_backend_that_is_ready
     assert r.returncode == 0, r.stderr
     assert "auto chose numpy_batched: done first in 2 steps" in r.stdout, r.stdout
     assert "after ~45 s compiling (its Numba cache is empty; one run with --backend fused fills it)" in r.stdout
+    assert "compiling numpy_batched-float64 with Numba: not in the cache yet (it took 1.5 s in the scale sweep" \
+        in r.stdout
     assert (tmp_path / "empty-cache" / "compiled-numpy_batched-float64").exists()  # ready for the next run
+    again = run_cli(["-m", "microgpt.train", "--steps", "2", "--num-samples", "1", "-o", str(tmp_path / "m.json")],
+                    env={"MICROGPT_AUTO_TABLE": str(table), "NUMBA_CACHE_DIR": str(tmp_path / "empty-cache")})
+    assert again.returncode == 0 and "auto chose numpy_batched" in again.stdout, again.stderr
+    assert "compiling numpy_batched" not in again.stdout  # loaded from the cache: nothing to announce
