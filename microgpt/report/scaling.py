@@ -239,6 +239,13 @@ def _ratio(x: float | None) -> str:
     return f"{x:.2f}x" if x is not None and math.isfinite(x) else "—"
 
 
+def _at_commit(meta: dict) -> str:
+    git = meta.get("git") or {}
+    if not git.get("commit"):
+        return ""
+    return f" at commit {git['commit'][:8]}" + (" (with uncommitted changes)" if git.get("dirty") else "")
+
+
 def _spread(values: list[float]) -> str:
     """A sorted list of seconds as `median s (min-max)`."""
     if not values:
@@ -251,7 +258,8 @@ def section(doc: dict, plots: dict) -> str:
     meta = doc.get("meta", {})
     roofs = doc.get("roofs", {})
     lines = ["## Scaling", "",
-             f"From `scripts/scale_sweep.py` on {meta.get('cpu', '?')} ({meta.get('usable_cores', '?')} cores), "
+             f"From `scripts/scale_sweep.py`{_at_commit(meta)} on {meta.get('cpu', '?')} "
+             f"({meta.get('usable_cores', '?')} cores, started {str(meta.get('date', '?'))[:16]}), "
              f"{len(ok_points(doc))} points finished of {len(doc.get('points', {}))} run. tokens/s is the median of "
              "each point's timed windows; the points ran one after another in this one sweep, so their ratios "
              "compare like with like.", ""]
