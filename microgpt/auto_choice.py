@@ -9,20 +9,21 @@ log-log distance) has the most tokens/s wins, among the backends installed here.
 table, or with no row for the dtype, the rule is the old one: fused when Numba is installed,
 else python.
 
-A run of known length also pays for compiling: the table keeps the sweep's cold-compile seconds
-(an empty Numba cache), and a backend whose compilation for this run is not in the cache yet
-(compile_cache.is_warm) is charged them. The default names run trains for 0.01 s on fused and
-would compile it for ~45 s first; auto then takes a backend that is ready and says why.
+A run of known length also pays for starting and compiling: the table keeps each backend's
+shortest warm start in the sweep (imports: torch's cost ~0.5 s more than numpy's) and its
+cold-compile seconds (an empty Numba cache), and a backend whose compilation for this run is not
+in the cache yet (compile_cache.is_warm) is charged them. The default names run trains for 0.02 s
+on fused and would compile it for ~30 s first; auto then takes a backend that is ready and says why.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .backends.registry import AUTO_ORDER
-from .scale_points import groups, tokens_per_step
+from .scale_points import CACHE_LOAD_S, groups, tokens_per_step
 
 TABLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "auto_table.json")
 
@@ -42,6 +43,19 @@ class Row:
 class Table:
     rows: list[Row]
     cold_compile_s: dict[str, float]  # "backend|dtype" -> seconds to compile with an empty Numba cache
+    start_s: dict[str, float] = field(default_factory=dict)  # "backend|dtype" -> process start to a first step
+
+
+def start_seconds(doc: dict) -> dict[str, float]:
+    """"backend|dtype" -> the shortest warm start of a sweep's points (process start to the first step done,
+    imports included) among those whose compile() was a cache load: what a backend costs before it trains."""
+    out: dict[str, float] = {}
+    for r in doc.get("points", {}).values():
+        p = r.get("point", {})
+        if r.get("status") == "ok" and "warm_start_s" in r and r.get("compile_s", 0.0) <= CACHE_LOAD_S:
+            key = f"{p['backend']}|{p['dtype']}"
+            out[key] = min(out.get(key, math.inf), r["warm_start_s"])
+    return out
 
 
 @dataclass(frozen=True)
@@ -67,7 +81,8 @@ def load_table(path: str | None = None) -> Table:
         with open(path, encoding="utf-8") as f:
             doc = json.load(f)
         return Table([Row(**r) for r in doc["rows"]],
-                     {str(k): float(v) for k, v in doc.get("cold_compile_s", {}).items() if v is not None})
+                     {str(k): float(v) for k, v in doc.get("cold_compile_s", {}).items() if v is not None},
+                     {str(k): float(v) for k, v in doc.get("start_s", {}).items()})
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise MicrogptError(f"{path}: not an auto-choice table ({type(e).__name__}: {e}); "
                             "rebuild it with scripts/scale_sweep.py --write-auto-table") from None
@@ -90,11 +105,13 @@ def _distance(row: Row, flops_per_token: float, tokens_per_step: float) -> float
 
 
 def choose(flops_per_token: float, tokens_per_step: float, dtype: str, threads: int, installed: list[str],
-           table: list[Row], steps: int | None = None, compile_s: dict[str, float] | None = None) -> Choice:
+           table: list[Row], steps: int | None = None, compile_s: dict[str, float] | None = None,
+           start_s: dict[str, float] | None = None) -> Choice:
     """The backend to train with, and why, in words a training log can print.
 
-    With `steps` and `compile_s` (backend -> seconds this run would compile it first), the backend
-    that finishes first, compiling included; otherwise the one with the most tokens/s.
+    With `steps`, the backend that finishes first: its start (`start_s`, backend -> seconds from
+    process start to a first step, imports included), its compilation where the cache does not
+    hold it (`compile_s`, backend -> seconds) and the steps; otherwise the one with the most tokens/s.
     """
     rows = [r for r in table if r.dtype == dtype and r.backend in installed]
     if rows:
@@ -105,17 +122,22 @@ def choose(flops_per_token: float, tokens_per_step: float, dtype: str, threads: 
             best[backend] = min((r for r in rows if r.backend == backend),
                                 key=lambda r: _distance(r, flops_per_token, tokens_per_step))
         winner = max(best.values(), key=lambda r: r.tokens_per_s)
-        if steps and compile_s:
-            def training_s(r: Row) -> float:
-                return steps * tokens_per_step / r.tokens_per_s
+        if steps and (compile_s or start_s):
+            def parts(r: Row) -> dict[str, float]:
+                return {"start": (start_s or {}).get(r.backend, 0.0), "compiling": (compile_s or {}).get(r.backend, 0.0),
+                        "training": steps * tokens_per_step / r.tokens_per_s}
 
-            first = min(best.values(), key=lambda r: training_s(r) + compile_s.get(r.backend, 0.0))
+            def spelled(r: Row) -> str:
+                p = parts(r)
+                return f"~{sum(p.values()):.2g} s (" + " + ".join(f"{what} {s:.2g}" for what, s in p.items() if s) + ")"
+
+            first = min(best.values(), key=lambda r: sum(parts(r).values()))
             if first is not winner:
+                why = (f"; its Numba cache is empty: one run with --backend {winner.backend} fills it"
+                       if parts(winner)["compiling"] else "")
                 return Choice(first.backend, f"done first in {steps:,} steps by the nearest sweep points: "
-                              f"~{training_s(first) + compile_s.get(first.backend, 0.0):.2g} s, where "
-                              f"{winner.backend} would train for ~{training_s(winner):.2g} s after "
-                              f"~{compile_s.get(winner.backend, 0.0):.0f} s compiling (its Numba cache is empty; "
-                              f"one run with --backend {winner.backend} fills it)")
+                              f"{spelled(first)}, where {winner.backend}, the fastest a step, would take "
+                              f"{spelled(winner)}{why}")
         others = sorted((r for r in best.values() if r is not winner), key=lambda r: -r.tokens_per_s)
         margin = f", {winner.tokens_per_s / others[0].tokens_per_s:.2f}x {others[0].backend}" if others else ""
         return Choice(winner.backend, f"measured fastest at the nearest sweep point ({winner.flops_per_token:,.0f} "

@@ -7,6 +7,8 @@ this is the one reading of a point they share.
 
 from __future__ import annotations
 
+CACHE_LOAD_S = 1.0  # a point whose compile() took at most this loaded its code from the cache: it started warm
+
 
 def ok_points(doc: dict) -> list[dict]:
     return [r for r in doc.get("points", {}).values() if r.get("status") == "ok"]

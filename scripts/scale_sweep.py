@@ -401,6 +401,7 @@ def write_auto_table(sweep_path: str, table_path: str) -> int:
     cold = {k: v for k, v in doc.get("cold_compile_s", {}).items() if v is not None}
     write_json(table_path, {"source": os.path.relpath(sweep_path, ROOT), "cpu": doc.get("meta", {}).get("cpu"),
                             "date": doc.get("meta", {}).get("date"), "cold_compile_s": cold,
+                            "start_s": auto_choice.start_seconds(doc),
                             "rows": [asdict(r) for r in rows]},
                "--write-auto-table")
     print(f"wrote {table_path}: {len(rows)} rows from {sweep_path}")

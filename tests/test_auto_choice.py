@@ -33,12 +33,22 @@ def test_a_short_run_takes_a_backend_that_need_not_compile_first():
     # fused 5x numpy_batched at this size, but 45 s to compile: 1000 steps of 120 tokens take 2.4 s vs 12 s
     short = choose(3e4, 120, "float32", 1, BOTH, TABLE, steps=1000, compile_s={"fused": 45.0})
     assert short.backend == "numpy_batched"
-    assert "~12 s" in short.reason and "~2.4 s after ~45 s compiling" in short.reason
-    assert "Numba cache is empty" in short.reason and "--backend fused" in short.reason
+    assert "~12 s (training 12), where fused, the fastest a step, would take ~47 s (compiling 45 + training 2.4)" \
+        in short.reason
+    assert "its Numba cache is empty: one run with --backend fused fills it" in short.reason
     # a long run pays the compile back; a warm cache (nothing to compile) or an unknown length: the fastest
     assert choose(3e4, 120, "float32", 1, BOTH, TABLE, steps=100_000, compile_s={"fused": 45.0}).backend == "fused"
     assert choose(3e4, 120, "float32", 1, BOTH, TABLE, steps=1000, compile_s={}).backend == "fused"
     assert choose(3e4, 120, "float32", 1, BOTH, TABLE, compile_s={"fused": 45.0}).backend == "fused"
+
+
+def test_a_slow_start_counts_against_a_backend_on_a_short_run():
+    # fused 5x faster a step, but (say) 20 s to start: 100 steps of 120 tokens are 1.2 s on numpy_batched
+    starts = {"fused": 20.0, "numpy_batched": 0.5}
+    short = choose(3e4, 120, "float32", 1, BOTH, TABLE, steps=100, start_s=starts)
+    assert short.backend == "numpy_batched" and "(start 0.5 + training 1.2)" in short.reason
+    assert "Numba cache" not in short.reason  # nothing to compile: no advice about the cache
+    assert choose(3e4, 120, "float32", 1, BOTH, TABLE, steps=100_000, start_s=starts).backend == "fused"
 
 
 def test_the_experiment_charges_the_compile_only_where_the_cache_is_cold(monkeypatch):
@@ -55,6 +65,8 @@ def test_the_experiment_charges_the_compile_only_where_the_cache_is_cold(monkeyp
     warm = {"numpy_batched-float32"}
     monkeypatch.setattr(compile_cache, "is_warm", lambda variant: variant in warm)
     assert exp.compile_first(table, ["fused", "numpy_batched"]) == {"fused": 45.0}
+    table.cold_compile_s["torch|float32"] = 0.0  # nothing to compile: never imported to ask
+    assert exp.compile_first(table, ["fused", "numpy_batched", "torch"]) == {"fused": 45.0}
     warm.add("fused-float32-doc")  # names trains one document a step: the per-document loop
     assert exp.compile_first(table, ["fused", "numpy_batched"]) == {}
     monkeypatch.setattr(compile_cache, "is_warm", lambda variant: None)  # a cache it cannot see: no charge
@@ -68,6 +80,7 @@ def test_the_shipped_table_is_a_table_from_a_sweep():
     assert {r.dtype for r in shipped.rows} == {"float32", "float64"} and {r.threads for r in shipped.rows} == {1, 2}
     assert all(r.tokens_per_s > 0 and r.flops_per_token > 0 for r in shipped.rows)
     assert shipped.cold_compile_s.get("fused|float32", 0) > 0
+    assert 0 < shipped.start_s["numpy_batched|float64"] < shipped.start_s["torch|float64"]  # torch imports slowly
 
 
 def sweep_point(label, backend, tokens_per_s, fpt):
@@ -131,7 +144,7 @@ def test_a_first_short_run_with_an_empty_cache_trains_on_a_backend_that_is_ready
                 env={"MICROGPT_AUTO_TABLE": str(table), "NUMBA_CACHE_DIR": str(tmp_path / "empty-cache")})
     assert r.returncode == 0, r.stderr
     assert "auto chose numpy_batched: done first in 2 steps" in r.stdout, r.stdout
-    assert "after ~45 s compiling (its Numba cache is empty; one run with --backend fused fills it)" in r.stdout
+    assert "its Numba cache is empty: one run with --backend fused fills it" in r.stdout
     assert "compiling numpy_batched-float64 with Numba: not in the cache yet (it took 1.5 s in the scale sweep" \
         in r.stdout
     assert (tmp_path / "empty-cache" / "compiled-numpy_batched-float64").exists()  # ready for the next run

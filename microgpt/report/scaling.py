@@ -16,7 +16,7 @@ import os
 import statistics
 from dataclasses import dataclass
 
-from ..scale_points import groups, ok_points, tokens_per_step
+from ..scale_points import CACHE_LOAD_S, groups, ok_points, tokens_per_step
 from .formatting import table
 from .plots import PLOTS, pyplot
 from .results import ReportInputs
@@ -24,7 +24,6 @@ from .results import ReportInputs
 PEERS = ("torch", "torch_compile")
 PARAM_TOUCHES_PER_STEP = 10
 DTYPE_BYTES = {"float32": 4, "float64": 8}
-CACHE_LOAD_S = 1.0  # a compile() this short loaded its code from the cache
 
 
 @dataclass(frozen=True)
