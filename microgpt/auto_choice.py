@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass, field
 
 from .backends.registry import AUTO_ORDER
-from .scale_points import CACHE_LOAD_S, groups, tokens_per_step
+from .scale_points import groups, ok_points, started_warm, tokens_per_step
 
 TABLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "auto_table.json")
 
@@ -50,11 +50,19 @@ def start_seconds(doc: dict) -> dict[str, float]:
     """"backend|dtype" -> the shortest warm start of a sweep's points (process start to the first step done,
     imports included) among those whose compile() was a cache load: what a backend costs before it trains."""
     out: dict[str, float] = {}
-    for r in doc.get("points", {}).values():
-        p = r.get("point", {})
-        if r.get("status") == "ok" and "warm_start_s" in r and r.get("compile_s", 0.0) <= CACHE_LOAD_S:
-            key = f"{p['backend']}|{p['dtype']}"
-            out[key] = min(out.get(key, math.inf), r["warm_start_s"])
+    for r in filter(started_warm, ok_points(doc)):
+        key = f"{r['point']['backend']}|{r['point']['dtype']}"
+        out[key] = min(out.get(key, math.inf), r["warm_start_s"])
+    return out
+
+
+def per_backend(seconds: dict[str, float], dtype: str) -> dict[str, float]:
+    """A table's "backend|dtype" -> seconds, for one dtype: backend -> seconds."""
+    out = {}
+    for key, s in seconds.items():
+        backend, _, d = key.partition("|")
+        if d == dtype:
+            out[backend] = s
     return out
 
 
@@ -114,6 +122,7 @@ def choose(flops_per_token: float, tokens_per_step: float, dtype: str, threads: 
     hold it (`compile_s`, backend -> seconds) and the steps; otherwise the one with the most tokens/s.
     """
     rows = [r for r in table if r.dtype == dtype and r.backend in installed]
+    compile_s, start_s = compile_s or {}, start_s or {}
     if rows:
         nearest_threads = min({r.threads for r in rows}, key=lambda t: (abs(t - threads), t))
         rows = [r for r in rows if r.threads == nearest_threads]
@@ -124,7 +133,7 @@ def choose(flops_per_token: float, tokens_per_step: float, dtype: str, threads: 
         winner = max(best.values(), key=lambda r: r.tokens_per_s)
         if steps and (compile_s or start_s):
             def parts(r: Row) -> dict[str, float]:
-                return {"start": (start_s or {}).get(r.backend, 0.0), "compiling": (compile_s or {}).get(r.backend, 0.0),
+                return {"start": start_s.get(r.backend, 0.0), "compiling": compile_s.get(r.backend, 0.0),
                         "training": steps * tokens_per_step / r.tokens_per_s}
 
             def spelled(r: Row) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from .auto_choice import Choice, Table, choose, load_table, table_path
+from .auto_choice import Choice, Table, choose, load_table, per_backend, table_path
 from .backends import get_backend_class
 from .backends.base import Backend
 from .backends.registry import available_backends, resolve_name
@@ -48,20 +48,18 @@ class Experiment:
         sample = self.train_tokens[:1000]
         mean_positions = sum(min(m.block_size, len(d) - 1) for d in sample) / max(1, len(sample))
         table, installed = load_table(table_path()), available_backends()
-        starts = {k.partition("|")[0]: v for k, v in table.start_s.items() if k.partition("|")[2] == t.dtype}
         return choose(flops_per_token(m, self.tokenizer.vocab_size), docs_per_step(t) * mean_positions, t.dtype,
                       configured_threads(), installed, table.rows, t.num_steps, self.compile_first(table, installed),
-                      starts)
+                      per_backend(table.start_s, t.dtype))
 
     def compile_first(self, table: Table, installed: list[str]) -> dict[str, float]:
         """backend -> the sweep's cold-compile seconds, for the backends this run would have to compile first."""
         from .compile_cache import is_warm
 
         out = {}
-        for key, seconds in table.cold_compile_s.items():
-            backend, _, dtype = key.partition("|")
+        for backend, seconds in per_backend(table.cold_compile_s, self.cfg.training.dtype).items():
             # seconds > 0 only: a backend that compiles nothing is not imported to ask (torch's import is slow)
-            if seconds > 0 and dtype == self.cfg.training.dtype and backend in installed:
+            if seconds > 0 and backend in installed:
                 variant = get_backend_class(backend).compiled_variant(self.cfg, self.tokenizer.vocab_size)
                 if variant and is_warm(variant) is False:
                     out[backend] = seconds

@@ -10,6 +10,11 @@ from __future__ import annotations
 CACHE_LOAD_S = 1.0  # a point whose compile() took at most this loaded its code from the cache: it started warm
 
 
+def started_warm(result: dict) -> bool:
+    """Whether a finished point's process loaded its compiled code from the cache (its warm start counts)."""
+    return "warm_start_s" in result and result.get("compile_s", 0.0) <= CACHE_LOAD_S
+
+
 def ok_points(doc: dict) -> list[dict]:
     return [r for r in doc.get("points", {}).values() if r.get("status") == "ok"]
 

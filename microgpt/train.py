@@ -173,13 +173,13 @@ def train(exp: Experiment, backend, start: int, stop: int, args, signals: StopSi
 
 def announce_compile(exp: Experiment, backend) -> None:
     """Before a compilation that is not in Numba's cache yet, say so, and how long the sweep found it takes."""
-    from .auto_choice import load_table, table_path
+    from .auto_choice import load_table, per_backend, table_path
     from .compile_cache import is_warm
 
     variant = type(backend).compiled_variant(exp.cfg, exp.tokenizer.vocab_size)
     if not variant or is_warm(variant) is not False:
         return
-    cold_s = load_table(table_path()).cold_compile_s.get(f"{backend.name}|{exp.cfg.training.dtype}")
+    cold_s = per_backend(load_table(table_path()).cold_compile_s, exp.cfg.training.dtype).get(backend.name)
     took = f" (it took {cold_s:.1f} s in the scale sweep behind auto's table)" if cold_s else ""
     print(f"compiling {variant} with Numba: not in the cache yet{took}; later runs load it", flush=True)
 

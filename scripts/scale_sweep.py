@@ -398,9 +398,8 @@ def write_auto_table(sweep_path: str, table_path: str) -> int:
     rows = auto_choice.table_from_sweep(doc)
     if not rows:
         raise MicrogptError(f"--out {sweep_path}: no finished point to build a table from")
-    cold = {k: v for k, v in doc.get("cold_compile_s", {}).items() if v is not None}
     write_json(table_path, {"source": os.path.relpath(sweep_path, ROOT), "cpu": doc.get("meta", {}).get("cpu"),
-                            "date": doc.get("meta", {}).get("date"), "cold_compile_s": cold,
+                            "date": doc.get("meta", {}).get("date"), "cold_compile_s": doc.get("cold_compile_s", {}),
                             "start_s": auto_choice.start_seconds(doc),
                             "rows": [asdict(r) for r in rows]},
                "--write-auto-table")

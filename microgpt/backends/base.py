@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from ..compile_cache import mark_warm
 from ..config import Config
 from ..sampling_math import next_token
 from ..schedule import docs_per_step, learning_rate, step_doc_indices
@@ -126,3 +127,7 @@ class Backend(ABC):
         first have to compile (compile_cache.is_warm); compile() marks it done.
         """
         return None
+
+    def mark_compiled(self) -> None:
+        """Leave the cache's marker for what compile() just built (its last line in a backend that compiles)."""
+        mark_warm(type(self).compiled_variant(self.cfg, self.vocab_size))

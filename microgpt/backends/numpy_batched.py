@@ -31,7 +31,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..compile_cache import mark_warm
 from ..kernels.activation import activation_backward, activation_forward
 from ..kernels.adam import adam_step
 from ..kernels.causal_attention import causal_attention_backward_fused, causal_attention_forward_fused
@@ -329,7 +328,7 @@ class NumpyBatchedBackend(Backend):
         t0 = time.perf_counter()
         scratch = self._views(np.zeros_like(self.flat))
         self.train_batches([[[self.bos, self.bos]]], 1, scratch, parallel=False)
-        mark_warm(self.compiled_variant(self.cfg, self.vocab_size))
+        self.mark_compiled()
         return time.perf_counter() - t0
 
     @classmethod

@@ -35,7 +35,6 @@ import numpy as np
 from numba import njit
 
 from .. import envvars
-from ..compile_cache import mark_warm
 from ..config import Config
 from ..kernels.activation import CODES, activation_backward_into, activation_forward_into
 from ..kernels.adam import adam_step_fused
@@ -429,7 +428,7 @@ class NumpyBackend(Backend):
                 self._backward(tokens, n, 1.0, acts, parallel_from)
         finally:
             self.grad = saved
-        mark_warm(self.compiled_variant(self.cfg, self.vocab_size))
+        self.mark_compiled()
         return time.perf_counter() - t0
 
     @classmethod

@@ -16,7 +16,7 @@ import os
 import statistics
 from dataclasses import dataclass
 
-from ..scale_points import CACHE_LOAD_S, groups, ok_points, tokens_per_step
+from ..scale_points import CACHE_LOAD_S, groups, ok_points, started_warm, tokens_per_step
 from .formatting import table
 from .plots import PLOTS, pyplot
 from .results import ReportInputs
@@ -142,8 +142,7 @@ def startups(doc: dict) -> list[Startup]:
         # a point that compiled (the first of its kind after the cold run, which used a throw-away cache) did not
         # start warm: only points whose compile() was a cache load count
         out.append(Startup(backend, dtype, doc.get("cold_compile_s", {}).get(f"{backend}|{dtype}"),
-                           sorted(r["warm_start_s"] for r in results
-                                  if "warm_start_s" in r and r.get("compile_s", 0.0) <= CACHE_LOAD_S),
+                           sorted(r["warm_start_s"] for r in results if started_warm(r)),
                            sorted(r.get("compile_s", 0.0) for r in results),
                            biggest.get("peak_rss_bytes", 0), f"{biggest['point']['label']} "
                            f"t{biggest['point']['threads']}"))
