@@ -99,7 +99,8 @@ class FusedBackend(Backend):
                                        RELU2 if mc.activation == "relu2" else RELU,
                                        float((mc.head_dim ** 0.5) ** -1))
         self.hyper = fused_train.Hyper(float(t.learning_rate), float(t.beta1), float(t.beta2), float(t.eps),
-                                       fused_train.SCHEDULES[t.schedule], int(t.num_steps))
+                                       fused_train.SCHEDULES[t.schedule], int(t.num_steps),
+                                       float(t.weight_decay))
         self._check_layout()
 
         P = fused_model.num_params(self.model)

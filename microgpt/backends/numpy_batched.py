@@ -317,7 +317,8 @@ class NumpyBatchedBackend(Backend):
                 for k, part in enumerate(mb_parts):
                     doc_losses += per_thread[k][cursor[k]:cursor[k] + len(part)]
                     cursor[k] += len(part)
-        adam_step(self.flat, self.grad_flats[0], self.m_flat, self.v_flat, lr, t.beta1, t.beta2, t.eps, step)
+        adam_step(self.flat, self.grad_flats[0], self.m_flat, self.v_flat, lr, t.beta1, t.beta2, t.eps, step,
+                  t.weight_decay)
         return sum(doc_losses) / len(doc_losses)
 
     def doc_loss(self, tokens):

@@ -405,7 +405,8 @@ class NumpyBackend(Backend):
     def step(self, docs, lr, step):
         t = self.cfg.training
         loss = self.gradient(docs)
-        adam_step_fused(self.theta, self.grad, self.m, self.v, lr, t.beta1, t.beta2, t.eps, step)
+        adam_step_fused(self.theta, self.grad, self.m, self.v, lr, t.beta1, t.beta2, t.eps, step,
+                        t.weight_decay)
         if not self._jit_reported:
             self._jit_reported = True
             print(jit_report(), file=sys.stderr)

@@ -137,7 +137,7 @@ class PythonBackend(Backend):
         doc_losses = [doc_loss_graph(self.sd, self.cfg, d) for d in docs]
         loss = doc_losses[0] if len(doc_losses) == 1 else _sum(doc_losses) * (1 / len(doc_losses))
         loss.backward()
-        b1, b2 = t.beta1, t.beta2
+        b1, b2, decay = t.beta1, t.beta2, lr * t.weight_decay
         c1, c2 = 1 - b1 ** (step + 1), 1 - b2 ** (step + 1)
         m, v = self.m, self.v
         for i, p in enumerate(self.params):
@@ -145,6 +145,8 @@ class PythonBackend(Backend):
             v[i] = b2 * v[i] + (1 - b2) * p.grad ** 2
             m_hat = m[i] / c1
             v_hat = v[i] / c2
+            if decay:  # AdamW: from the weight before this step's update
+                p.data -= decay * p.data
             p.data -= lr * m_hat / (v_hat ** 0.5 + t.eps)
             p.grad = 0
         return loss.data

@@ -283,6 +283,8 @@ class TorchBackend(Backend):
         self.v.mul_(t.beta2).addcmul_(g, g, value=1 - t.beta2)
         m_hat = self.m / (1 - t.beta1 ** (step + 1))
         v_hat = self.v / (1 - t.beta2 ** (step + 1))
+        if t.weight_decay:  # AdamW: from the weight before this step's update
+            self.flat.sub_(self.flat * (lr * t.weight_decay))
         self.flat.sub_(lr * m_hat / (torch.sqrt(v_hat) + t.eps))
 
     def compile(self):

@@ -511,10 +511,11 @@ def embedding_backward(dwte, dwpe, dx, tokens, n):
 
 
 @njit(**JIT)
-def adam_update(w, wT, g, m, v, off, rows, cols, transpose, lr, beta1, beta2, eps, c1, c2):
+def adam_update(w, wT, g, m, v, off, rows, cols, transpose, lr, beta1, beta2, eps, c1, c2, decay):
     """SPEC §2 Adam on the (rows, cols) matrix at `off` of the flat w, g, m, v.
 
-    c1, c2 = 1 - beta1**(step+1), 1 - beta2**(step+1), the bias corrections.
+    c1, c2 = 1 - beta1**(step+1), 1 - beta2**(step+1), the bias corrections; decay = lr_t * weight_decay,
+    AdamW's decoupled decay (0: none, and the arithmetic of SPEC's Adam exactly).
     With `transpose`, also writes the new weights into wT as the (cols, rows)
     transpose at the same offset: the stores hide in the shadow of the square
     root and the division. Leaves g zeroed for the next step. m_hat = m / c1 is
@@ -527,6 +528,8 @@ def adam_update(w, wT, g, m, v, off, rows, cols, transpose, lr, beta1, beta2, ep
     b1v, b2v, a1v, a2v = vsplat(b1, w), vsplat(b2, w), vsplat(a1, w), vsplat(a2, w)
     lrv, epsv, ic1v, ic2v = vsplat(lr_, w), vsplat(eps_, w), vsplat(ic1, w), vsplat(ic2, w)
     zero = vsplat(0.0, w)
+    dec = dt(decay)
+    decv = vsplat(dec, w)
     for r in range(rows):
         row = off + r * cols
         c = 0
@@ -535,7 +538,10 @@ def adam_update(w, wT, g, m, v, off, rows, cols, transpose, lr, beta1, beta2, ep
             gi = vload(g, i)
             mi = b1v * vload(m, i) + a1v * gi
             vi = b2v * vload(v, i) + a2v * (gi * gi)
-            wi = vload(w, i) - lrv * (mi * ic1v) / (vsqrt(vi * ic2v) + epsv)
+            wi = vload(w, i)
+            if decay != 0:
+                wi = wi - decv * wi
+            wi = wi - lrv * (mi * ic1v) / (vsqrt(vi * ic2v) + epsv)
             vstore(m, i, mi)
             vstore(v, i, vi)
             vstore(w, i, wi)
@@ -551,6 +557,8 @@ def adam_update(w, wT, g, m, v, off, rows, cols, transpose, lr, beta1, beta2, ep
             vi = b2 * v[i] + a2 * (gi * gi)
             m[i] = mi
             v[i] = vi
+            if decay != 0:
+                w[i] -= dec * w[i]
             w[i] -= lr_ * (mi * ic1) / (math.sqrt(vi * ic2) + eps_)
             g[i] = 0
             if transpose:

@@ -41,6 +41,7 @@ class Hyper(NamedTuple):
     eps: float
     schedule: int  # LINEAR, COSINE or CONSTANT
     num_steps: int  # the schedule's horizon
+    weight_decay: float = 0.0  # AdamW's decoupled decay; 0 is SPEC's Adam
 
 
 @njit(**JIT)
@@ -111,18 +112,19 @@ def adam_step(w, wT, m, v, grad, model, hyper, s):
     """Adam on every parameter (step s), refreshing the transposed copies the forward pass reads."""
     b1, b2, eps = hyper.beta1, hyper.beta2, hyper.eps
     lr = learning_rate(s, hyper.learning_rate, hyper.schedule, hyper.num_steps)
+    decay = lr * hyper.weight_decay  # AdamW's, from the weight before the update
     c1, c2 = 1.0 - b1 ** float(s + 1), 1.0 - b2 ** float(s + 1)  # float exponents: C pow(), like Python's
     V, C, T = model.vocab_size, model.n_embd, model.block_size
     shared = offsets(model, 0)  # wte, wpe and lm_head: the same for every layer
-    adam_update(w, wT, grad, m, v, shared.wte, V, C, False, lr, b1, b2, eps, c1, c2)
-    adam_update(w, wT, grad, m, v, shared.wpe, T, C, False, lr, b1, b2, eps, c1, c2)
-    adam_update(w, wT, grad, m, v, shared.lm_head, V, C, False, lr, b1, b2, eps, c1, c2)
+    adam_update(w, wT, grad, m, v, shared.wte, V, C, False, lr, b1, b2, eps, c1, c2, decay)
+    adam_update(w, wT, grad, m, v, shared.wpe, T, C, False, lr, b1, b2, eps, c1, c2, decay)
+    adam_update(w, wT, grad, m, v, shared.lm_head, V, C, False, lr, b1, b2, eps, c1, c2, decay)
     for li in range(model.n_layer):
         layer = offsets(model, li)
-        adam_update(w, wT, grad, m, v, layer.qkv, 3 * C, C, True, lr, b1, b2, eps, c1, c2)
-        adam_update(w, wT, grad, m, v, layer.wo, C, C, True, lr, b1, b2, eps, c1, c2)
-        adam_update(w, wT, grad, m, v, layer.fc1, 4 * C, C, True, lr, b1, b2, eps, c1, c2)
-        adam_update(w, wT, grad, m, v, layer.fc2, C, 4 * C, True, lr, b1, b2, eps, c1, c2)
+        adam_update(w, wT, grad, m, v, layer.qkv, 3 * C, C, True, lr, b1, b2, eps, c1, c2, decay)
+        adam_update(w, wT, grad, m, v, layer.wo, C, C, True, lr, b1, b2, eps, c1, c2, decay)
+        adam_update(w, wT, grad, m, v, layer.fc1, 4 * C, C, True, lr, b1, b2, eps, c1, c2, decay)
+        adam_update(w, wT, grad, m, v, layer.fc2, C, 4 * C, True, lr, b1, b2, eps, c1, c2, decay)
 
 
 @njit(**JIT)

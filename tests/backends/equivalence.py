@@ -183,3 +183,16 @@ def flat_digest(*arrays: np.ndarray) -> str:
     for a in arrays:
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()
+
+
+def assert_weight_decay_matches_python(names_exp, name: str, **training) -> None:
+    """AdamW's decoupled decay (training.weight_decay) on the tiny model: python's losses and weights, and
+    weights that differ from the same run without decay (so a backend that ignored it would fail)."""
+    exp = tiny_experiment(names_exp)
+    decayed = {"weight_decay": 0.5, "batch_size": 2, **training}
+    ref = make_backend(exp, "python", **decayed)
+    assert_train_agree(ref, make_backend(exp, name, **decayed), steps=4, rtol=1e-10, atol=1e-12)
+    plain = make_backend(exp, name, **{**decayed, "weight_decay": 0.0})
+    plain.train_steps(0, 4)
+    moved = max(float(np.max(np.abs(weights_array(plain)[n] - w))) for n, w in weights_array(ref).items())
+    assert moved > 1e-5, "weight decay changed nothing"

@@ -21,6 +21,7 @@ pytest.importorskip("numba")
 
 from conftest import ROOT, run_cli, shared_file  # noqa: E402
 from equivalence import alice_exp, names_exp  # noqa: E402,F401  (fixtures)
+from equivalence import assert_weight_decay_matches_python  # noqa: E402
 from equivalence import (assert_inference_matches_python, assert_samples_agree,  # noqa: E402
                          assert_short_and_long_documents_match_python, assert_state_round_trips, assert_train_agree,
                          assert_weights_close, make_backend, tiny_experiment, train_cli_lines, weights_array)
@@ -461,3 +462,8 @@ def test_without_numba_training_says_once_that_it_uses_python(tmp_path):
     assert "backend: python" in r.stdout
     g = run_cli(["-m", "microgpt.generate", "--model", model, "-n", "1"], block=("numba",))
     assert g.returncode == 0 and len(printed_samples(g.stdout)) == 1, g.stderr
+
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_weight_decay_matches_python(names_exp, batch_size):
+    assert_weight_decay_matches_python(names_exp, "fused", batch_size=batch_size)

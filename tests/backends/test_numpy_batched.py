@@ -11,6 +11,7 @@ pytest.importorskip("numba")
 
 from conftest import run_cli, shared_file  # noqa: E402
 from equivalence import alice_exp, names_exp  # noqa: E402,F401  (fixtures)
+from equivalence import assert_weight_decay_matches_python  # noqa: E402
 from equivalence import (assert_inference_matches_python, assert_short_and_long_documents_match_python,  # noqa: E402
                          assert_state_round_trips, assert_train_agree, make_backend, tiny_experiment,
                          train_cli_lines)
@@ -234,3 +235,7 @@ def test_cli_batch_size_flag_trains_batches(tmp_path):
     assert r.returncode == 0, r.stderr
     assert re.search(r"numpy_batched \(float32\), 4 doc\(s\) x 2 accumulation", r.stdout)
     assert sum(line.startswith("sample ") for line in r.stdout.splitlines()) == 2
+
+
+def test_weight_decay_matches_python(names_exp):
+    assert_weight_decay_matches_python(names_exp, "numpy_batched")

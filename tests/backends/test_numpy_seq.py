@@ -11,6 +11,7 @@ pytest.importorskip("numba")
 
 from conftest import run_cli, shared_file  # noqa: E402
 from equivalence import names_exp  # noqa: E402,F401  (fixtures)
+from equivalence import assert_weight_decay_matches_python  # noqa: E402
 from equivalence import (assert_inference_matches_python, assert_short_and_long_documents_match_python,  # noqa: E402
                          assert_state_round_trips, assert_train_agree, make_backend, tiny_experiment,
                          weights_array)
@@ -167,3 +168,7 @@ def test_benchmark_script_reports_and_writes_json(tmp_path):
     assert d["metadata"]["versions"]["numba"] and "numba_threading_layer" in d
     bad = run_cli(["scripts/benchmark_train.py", "--scenario", "names", "--steps", "5000"])
     assert bad.returncode == 1 and "exceeds" in bad.stderr
+
+
+def test_weight_decay_matches_python(names_exp):
+    assert_weight_decay_matches_python(names_exp, "numpy")

@@ -13,6 +13,7 @@ import torch  # noqa: E402
 
 from conftest import run_cli, shared_file  # noqa: E402
 from equivalence import names_exp  # noqa: E402,F401  (fixture)
+from equivalence import assert_weight_decay_matches_python  # noqa: E402
 from equivalence import (assert_inference_matches_python, assert_samples_agree,  # noqa: E402
                          assert_short_and_long_documents_match_python, assert_state_round_trips, assert_train_agree,
                          make_backend, tiny_experiment, train_cli_lines, weights_array)
@@ -259,3 +260,7 @@ def test_torch_flags_on_another_backend_are_one_line(tmp_path, flags):
                  "-o", str(tmp_path / "m.json")])
     assert r.returncode == 1
     assert r.stderr.strip() == f"error: {flags[0]}: for --backend torch only (this run uses python)"
+
+
+def test_weight_decay_matches_python(names_exp):
+    assert_weight_decay_matches_python(names_exp, "torch")

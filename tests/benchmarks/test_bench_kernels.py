@@ -504,7 +504,7 @@ def test_fused_adam_update(benchmark, n_params, dtype):
     w, wT, _, mm, vv, *_ = pedantic(
         benchmark, fused().adam_update,
         lambda: (p.copy(), np.zeros_like(p), g.copy(), m.copy(), v.copy(), 0, rows, cols, True, lr, b1, b2, eps,
-                 c1, c2))
+                 c1, c2, 0.0))
     p64, g64, m64, v64 = f64(p, g, m, v)
     want_m = b1 * m64 + (1 - b1) * g64
     want_v = b2 * v64 + (1 - b2) * g64 * g64

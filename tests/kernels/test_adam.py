@@ -54,3 +54,18 @@ def test_compiled_one_pass_step_matches_the_numpy_step(dtype, rtol, atol):
     np.testing.assert_allclose(p2, p, rtol=rtol, atol=atol)
     np.testing.assert_allclose(m2, m, rtol=rtol, atol=atol)
     np.testing.assert_allclose(v2, v, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-13), (np.float32, 1e-5)])
+def test_weight_decay_takes_lr_times_decay_of_the_weight_before_the_update(dtype, rtol):
+    from microgpt.kernels.adam import adam_step_fused
+
+    rng = np.random.default_rng(4)
+    p0 = rng.standard_normal(50).astype(dtype)
+    g = rng.standard_normal(50).astype(dtype)
+    plain, decayed, compiled = p0.copy(), p0.copy(), p0.copy()
+    adam_step(plain, g, np.zeros_like(g), np.zeros_like(g), 0.01, 0.85, 0.99, 1e-8, 3)
+    adam_step(decayed, g, np.zeros_like(g), np.zeros_like(g), 0.01, 0.85, 0.99, 1e-8, 3, 0.1)
+    adam_step_fused(compiled, g, np.zeros_like(g), np.zeros_like(g), 0.01, 0.85, 0.99, 1e-8, 3, 0.1)
+    np.testing.assert_allclose(decayed, plain - 0.01 * 0.1 * p0, rtol=rtol, atol=1e-7)
+    np.testing.assert_allclose(compiled, decayed, rtol=rtol, atol=1e-7)

@@ -448,15 +448,16 @@ def test_embedding_backward_is_the_gradient_of_the_forward():
 # -- Adam ----------------------------------------------------------------------------------------
 
 
-def adam_numpy(w, g, m, v, lr, b1, b2, eps, c1, c2):
+def adam_numpy(w, g, m, v, lr, b1, b2, eps, c1, c2, decay=0.0):
     m = b1 * m + (1 - b1) * g
     v = b2 * v + (1 - b2) * g * g
-    return w - lr * (m / c1) / (np.sqrt(v / c2) + eps), m, v
+    return w - decay * w - lr * (m / c1) / (np.sqrt(v / c2) + eps), m, v
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("transpose", [False, True])
-def test_adam_update_matches_numpy(dtype, transpose):
+@pytest.mark.parametrize("decay", [0.0, 0.01])  # lr_t * weight_decay: AdamW's decoupled decay
+def test_adam_update_matches_numpy(dtype, transpose, decay):
     rng = np.random.default_rng(13)
     off, rows, cols = 3, 4, 2 * lanes(dtype) + 3  # an offset and a scalar tail
     size = off + rows * cols + 5
@@ -466,9 +467,9 @@ def test_adam_update_matches_numpy(dtype, transpose):
     hyper = (0.01, 0.85, 0.99, 1e-8)
     c1, c2 = 1 - 0.85 ** 3, 1 - 0.99 ** 3
     before = [a.copy() for a in (w, g, m, v)]
-    L.adam_update(w, wT, g, m, v, off, rows, cols, transpose, *hyper, c1, c2)
+    L.adam_update(w, wT, g, m, v, off, rows, cols, transpose, *hyper, c1, c2, decay)
     used = slice(off, off + rows * cols)
-    want = adam_numpy(*(a[used].astype(np.float64) for a in before), *hyper, c1, c2)
+    want = adam_numpy(*(a[used].astype(np.float64) for a in before), *hyper, c1, c2, decay)
     for got, exp in zip((w, m, v), want):
         close(got[used], exp, dtype)
     assert np.all(g[used] == 0)  # left zeroed for the next step
@@ -495,6 +496,6 @@ def test_adam_update_is_float32_arithmetic_in_float32():
         return (w.astype(acc) - step).astype(np.float32)
 
     got = w.copy()
-    L.adam_update(got, got.copy(), g.copy(), m.copy(), v.copy(), 0, 1, n, False, lr, b1, b2, eps, c1, c2)
+    L.adam_update(got, got.copy(), g.copy(), m.copy(), v.copy(), 0, 1, n, False, lr, b1, b2, eps, c1, c2, 0.0)
     np.testing.assert_array_equal(got, ref(np.float32))
     assert np.any(got != ref(np.float64))
