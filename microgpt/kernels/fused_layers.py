@@ -523,13 +523,11 @@ def adam_update(w, wT, g, m, v, off, rows, cols, transpose, lr, beta1, beta2, ep
     """
     dt = w.dtype.type
     b1, b2, a1, a2 = dt(beta1), dt(beta2), dt(1.0 - beta1), dt(1.0 - beta2)
-    lr_, eps_, ic1, ic2 = dt(lr), dt(eps), dt(1.0 / c1), dt(1.0 / c2)
+    lr_, eps_, ic1, ic2, dec = dt(lr), dt(eps), dt(1.0 / c1), dt(1.0 / c2), dt(decay)
     W = vwidth(w)
     b1v, b2v, a1v, a2v = vsplat(b1, w), vsplat(b2, w), vsplat(a1, w), vsplat(a2, w)
-    lrv, epsv, ic1v, ic2v = vsplat(lr_, w), vsplat(eps_, w), vsplat(ic1, w), vsplat(ic2, w)
+    lrv, epsv, ic1v, ic2v, decv = vsplat(lr_, w), vsplat(eps_, w), vsplat(ic1, w), vsplat(ic2, w), vsplat(dec, w)
     zero = vsplat(0.0, w)
-    dec = dt(decay)
-    decv = vsplat(dec, w)
     for r in range(rows):
         row = off + r * cols
         c = 0

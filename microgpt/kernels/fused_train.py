@@ -41,7 +41,7 @@ class Hyper(NamedTuple):
     eps: float
     schedule: int  # LINEAR, COSINE or CONSTANT
     num_steps: int  # the schedule's horizon
-    weight_decay: float = 0.0  # AdamW's decoupled decay; 0 is SPEC's Adam
+    weight_decay: float  # AdamW's decoupled decay; 0 is SPEC's Adam
 
 
 @njit(**JIT)

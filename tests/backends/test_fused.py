@@ -21,10 +21,10 @@ pytest.importorskip("numba")
 
 from conftest import ROOT, run_cli, shared_file  # noqa: E402
 from equivalence import alice_exp, names_exp  # noqa: E402,F401  (fixtures)
-from equivalence import assert_weight_decay_matches_python  # noqa: E402
 from equivalence import (assert_inference_matches_python, assert_samples_agree,  # noqa: E402
                          assert_short_and_long_documents_match_python, assert_state_round_trips, assert_train_agree,
-                         assert_weights_close, make_backend, tiny_experiment, train_cli_lines, weights_array)
+                         assert_weights_close, make_backend, tiny_experiment, train_cli_lines, weights_array,
+                         assert_weight_decay_matches_python)
 from golden.reference import NAMES_SEED42, assert_is_the_golden_run, printed_samples  # noqa: E402
 from microgpt import checkpoint  # noqa: E402
 from microgpt.backends import fused as fm  # noqa: E402

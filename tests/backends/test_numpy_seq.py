@@ -11,10 +11,9 @@ pytest.importorskip("numba")
 
 from conftest import run_cli, shared_file  # noqa: E402
 from equivalence import names_exp  # noqa: E402,F401  (fixtures)
-from equivalence import assert_weight_decay_matches_python  # noqa: E402
 from equivalence import (assert_inference_matches_python, assert_short_and_long_documents_match_python,  # noqa: E402
                          assert_state_round_trips, assert_train_agree, make_backend, tiny_experiment,
-                         weights_array)
+                         weights_array, assert_weight_decay_matches_python)
 from golden.reference import assert_is_the_golden_run  # noqa: E402
 from microgpt.backends.numpy_seq import compiled_kernels  # noqa: E402
 from microgpt.config import config_from_dict  # noqa: E402

@@ -13,10 +13,10 @@ import torch  # noqa: E402
 
 from conftest import run_cli, shared_file  # noqa: E402
 from equivalence import names_exp  # noqa: E402,F401  (fixture)
-from equivalence import assert_weight_decay_matches_python  # noqa: E402
 from equivalence import (assert_inference_matches_python, assert_samples_agree,  # noqa: E402
                          assert_short_and_long_documents_match_python, assert_state_round_trips, assert_train_agree,
-                         make_backend, tiny_experiment, train_cli_lines, weights_array)
+                         make_backend, tiny_experiment, train_cli_lines, weights_array,
+                         assert_weight_decay_matches_python)
 from golden.reference import NAMES_SEED42  # noqa: E402
 from microgpt import checkpoint  # noqa: E402
 from microgpt.backends import torch_backend as tb  # noqa: E402
