@@ -25,9 +25,9 @@ _CHOSEN: dict[str, str | None] = {}
 
 
 def compiled_sources() -> list[str]:
-    """Every file with @njit(cache=True) code: the kernels and the numpy backend's position functions."""
-    return sorted(glob.glob(os.path.join(PACKAGE, "kernels", "*.py"))) + \
-        [os.path.join(PACKAGE, "backends", "numpy_seq.py")]
+    """Every file with code Numba compiles: the kernels, the dropout hash they compile, the numpy backend's."""
+    kernels = sorted(glob.glob(os.path.join(PACKAGE, "kernels", "*.py")))
+    return kernels + [os.path.join(PACKAGE, "dropout.py"), os.path.join(PACKAGE, "backends", "numpy_seq.py")]
 
 
 def sources_digest(paths: list[str]) -> str:

@@ -91,6 +91,9 @@ class TrainingConfig:
     eps: float = _spec(1e-8, NUM, _positive, "Adam epsilon")
     weight_decay: float = _spec(0.0, NUM, _at_least(0), "decoupled weight decay (AdamW): each step also takes "
                                 "lr_t * weight_decay * p off every parameter p; 0 is SPEC's Adam")
+    dropout: float = _spec(0.0, NUM, _unit_interval, "residual dropout: the probability of zeroing each output of "
+                           "attn_wo and mlp_fc2 in training, masks hashed from (seed, step, document, ...), "
+                           "not drawn (microgpt/dropout.py); 0 is SPEC's model")
     schedule: str = _spec("linear", (str,), _one_of("linear", "cosine", "constant"), "learning-rate schedule")
     num_steps: int = _spec(1000, INT, _at_least(1), "optimizer steps (the schedule's horizon)")
     seed: int = _spec(42, INT, _at_least(0), "seed of the one RNG stream")

@@ -21,13 +21,13 @@ PACKAGE = os.path.join(ROOT, "microgpt")
 # bottom to top: a module may import from its own layer (without a cycle) or from the layers below it
 LAYERS = {
     0: ["microgpt", "microgpt.errors", "microgpt.envvars"],
-    1: ["microgpt.config", "microgpt.params", "microgpt.schedule", "microgpt.output_path", "microgpt.autograd",
-        "microgpt.sampling_math", "microgpt.flops", "microgpt.threads", "microgpt.machine", "microgpt.bandwidth",
+    1: ["microgpt.config", "microgpt.params", "microgpt.schedule", "microgpt.dropout", "microgpt.output_path",
+        "microgpt.autograd", "microgpt.sampling_math", "microgpt.flops", "microgpt.threads", "microgpt.machine", "microgpt.bandwidth",
         "microgpt.compile_cache", "microgpt.backends.registry", "microgpt.scale_points"],
     2: ["microgpt.data", "microgpt.checkpoint", "microgpt.cli", "microgpt.synthetic_data"],
     3: ["microgpt.kernels", "microgpt.kernels.activation", "microgpt.kernels.adam", "microgpt.kernels.attention",
-        "microgpt.kernels.causal_attention", "microgpt.kernels.fused_batch", "microgpt.kernels.fused_layers",
-        "microgpt.kernels.fused_model", "microgpt.kernels.fused_sample", "microgpt.kernels.fused_simd",
+        "microgpt.kernels.causal_attention", "microgpt.kernels.fused_batch", "microgpt.kernels.fused_dropout",
+        "microgpt.kernels.fused_layers", "microgpt.kernels.fused_model", "microgpt.kernels.fused_sample", "microgpt.kernels.fused_simd",
         "microgpt.kernels.fused_train", "microgpt.kernels.matmul", "microgpt.kernels.rmsnorm",
         "microgpt.kernels.xent"],
     4: ["microgpt.backends", "microgpt.backends.base", "microgpt.backends.python", "microgpt.backends.numpy_seq",

@@ -40,6 +40,8 @@ def test_scenario_values_are_those_of_the_spec(name, model, training, data):
     (lambda d: d["training"].update(learning_rate=-0.1), "training.learning_rate"),
     (lambda d: d["training"].update(beta2=1.0), "training.beta2"),
     (lambda d: d["training"].update(weight_decay=-0.1), "training.weight_decay"),
+    (lambda d: d["training"].update(dropout=1.0), "training.dropout"),
+    (lambda d: d["training"].update(dropout=-0.1), "training.dropout"),
     (lambda d: d["training"].update(num_steps=True), "training.num_steps"),
     (lambda d: d["training"].update(backend="jax"), "training.backend"),
     (lambda d: d["data"].update(format="chunks", chunk_size=64, chunk_overlap=64), "data.chunk_overlap"),

@@ -23,6 +23,7 @@ import time
 import numba
 import numpy as np
 
+from .. import dropout
 from ..config import Config
 from ..errors import MicrogptError
 from ..kernels import fused_batch, fused_model, fused_sample, fused_train
@@ -77,6 +78,11 @@ class _Cache:
         self.length = 0  # positions 0..length-1 are in the cache
 
 
+def uses_batch_loop(cfg: Config) -> bool:
+    """Whether a run of this config trains on fused_batch (else fused_train.train_loop, one document a step)."""
+    return docs_per_step(cfg.training) > 1 or cfg.training.dropout > 0
+
+
 def uses_threads(cfg: Config, vocab_size: int) -> bool:
     """Whether a run of this config takes the threaded batch loop (2 groups or more, and enough work)."""
     k, mc = docs_per_step(cfg.training), cfg.model
@@ -100,7 +106,8 @@ class FusedBackend(Backend):
                                        float((mc.head_dim ** 0.5) ** -1))
         self.hyper = fused_train.Hyper(float(t.learning_rate), float(t.beta1), float(t.beta2), float(t.eps),
                                        fused_train.SCHEDULES[t.schedule], int(t.num_steps),
-                                       float(t.weight_decay))
+                                       float(t.weight_decay), int(t.seed), dropout.threshold(t.dropout),
+                                       dropout.scale(t.dropout))
         self._check_layout()
 
         P = fused_model.num_params(self.model)
@@ -113,9 +120,11 @@ class FusedBackend(Backend):
         self.grad = np.zeros(P, self.dtype)
 
         k = self.per_step
-        # k > 1: the step's documents go through each layer together, in groups (kernels/fused_batch.py)
+        # k > 1: the step's documents go through each layer together, in groups (kernels/fused_batch.py);
+        # dropout runs there only, even for one document a step
         self.groups = fused_batch.group_count(k, mc.block_size) if k > 1 else 1
-        self.batch = fused_batch.new_batch(self.model, self.dtype, k) if k > 1 else None
+        self.batch = fused_batch.new_batch(self.model, self.dtype, k, t.dropout > 0) \
+            if uses_batch_loop(cfg) else None
         if self.batch is not None:
             scipy_blas_one_thread()
         self.slot_grads = np.zeros((self.groups, P) if self.groups > 1 else (1, 1), self.dtype)
@@ -155,7 +164,7 @@ class FusedBackend(Backend):
     @classmethod
     def compiled_variant(cls, cfg: Config, vocab_size: int) -> str:
         # compile() builds one loop of three, for one dtype: these are separate compilations
-        loop = "doc" if docs_per_step(cfg.training) == 1 else \
+        loop = "doc" if not uses_batch_loop(cfg) else \
             "batch-threads" if uses_threads(cfg, vocab_size) else "batch"
         return f"fused-{cfg.training.dtype}-{loop}"
 

@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .. import dropout
 from ..kernels.activation import activation_backward, activation_forward
 from ..kernels.adam import adam_step
 from ..kernels.causal_attention import causal_attention_backward_fused, causal_attention_forward_fused
@@ -71,10 +72,15 @@ def embedding_backward(dx, cache, vocab_size):
     return onehot.T @ _rows(dx0), dx0.sum(axis=0)
 
 
-def attention_block_forward(x, wqkv, wo, n_head, past=None, parallel=None):
-    # x (B, T, C), wqkv (3C, C) = [Wq; Wk; Wv], wo (C, C) -> y (B, T, C) = x + Wo attention(rmsnorm(x))
+def _dropped(y, mask):
+    return y if mask is None else y * mask
+
+
+def attention_block_forward(x, wqkv, wo, n_head, past=None, parallel=None, mask=None):
+    # x (B, T, C), wqkv (3C, C) = [Wq; Wk; Wv], wo (C, C) -> y (B, T, C) = x + mask * Wo attention(rmsnorm(x))
     # past: (k, v) of the earlier positions (B, t, C) each, for decoding with a KV cache;
-    # parallel: passed to the attention kernel (False when several batches run at once)
+    # parallel: passed to the attention kernel (False when several batches run at once);
+    # mask (B, T, C): dropout's multipliers on Wo's output (microgpt/dropout.py), or None
     C = x.shape[-1]
     xn, rstd = rmsnorm_forward(x)
     qkv = matmul_forward(_rows(xn), wqkv).reshape(*x.shape[:-1], 3 * C)
@@ -82,14 +88,14 @@ def attention_block_forward(x, wqkv, wo, n_head, past=None, parallel=None):
     if past is not None:
         k, v = np.concatenate([past[0], k], axis=-2), np.concatenate([past[1], v], axis=-2)
     a, att = causal_attention_forward_fused(q, k, v, n_head, parallel)
-    y = x + matmul_forward(_rows(a), wo).reshape(x.shape)
-    return y, (xn, rstd, q, k, v, att, a)
+    y = x + _dropped(matmul_forward(_rows(a), wo).reshape(x.shape), mask)
+    return y, (xn, rstd, q, k, v, att, a, mask)
 
 
 def attention_block_backward(dy, cache, wqkv, wo, n_head, parallel=None):
     # dy (B, T, C) -> dx (B, T, C), dwqkv (3C, C), dwo (C, C)
-    xn, rstd, q, k, v, att, a = cache
-    da, dwo = matmul_backward(_rows(dy), _rows(a), wo)
+    xn, rstd, q, k, v, att, a, mask = cache
+    da, dwo = matmul_backward(_rows(_dropped(dy, mask)), _rows(a), wo)
     C = dy.shape[-1]
     dqkv = np.empty((*dy.shape[:-1], 3 * C), dtype=dy.dtype)  # the kernel writes dq, dk, dv into its columns
     causal_attention_backward_fused(da.reshape(dy.shape), q, k, v, att, n_head, parallel,
@@ -99,19 +105,19 @@ def attention_block_backward(dy, cache, wqkv, wo, n_head, parallel=None):
     return dx, dwqkv, dwo
 
 
-def mlp_block_forward(x, fc1, fc2, kind):
-    # x (B, T, C), fc1 (4C, C), fc2 (C, 4C) -> y (B, T, C) = x + W2 act(W1 rmsnorm(x))
+def mlp_block_forward(x, fc1, fc2, kind, mask=None):
+    # x (B, T, C), fc1 (4C, C), fc2 (C, 4C) -> y (B, T, C) = x + mask * W2 act(W1 rmsnorm(x)); mask as above
     xn, rstd = rmsnorm_forward(x)
     h = matmul_forward(_rows(xn), fc1)  # (B*T, 4C)
     a = activation_forward(h, kind)
-    y = x + matmul_forward(a, fc2).reshape(x.shape)
-    return y, (xn, rstd, h, a)
+    y = x + _dropped(matmul_forward(a, fc2).reshape(x.shape), mask)
+    return y, (xn, rstd, h, a, mask)
 
 
 def mlp_block_backward(dy, cache, fc1, fc2, kind):
     # dy (B, T, C) -> dx (B, T, C), dfc1 (4C, C), dfc2 (C, 4C)
-    xn, rstd, h, a = cache
-    da, dfc2 = matmul_backward(_rows(dy), a, fc2)
+    xn, rstd, h, a, mask = cache
+    da, dfc2 = matmul_backward(_rows(_dropped(dy, mask)), a, fc2)
     dh = activation_backward(da, h, kind)
     dxn, dfc1 = matmul_backward(dh, _rows(xn), fc1)
     dx = dy + rmsnorm_backward(dxn.reshape(dy.shape), xn, rstd)
@@ -235,16 +241,20 @@ class NumpyBatchedBackend(Backend):
 
     # -- the model ---------------------------------------------------------------
 
-    def forward(self, inputs, start=0, past=None, parallel=None):
-        """Final hidden states x (B, T, C) and every layer's cache (embedding, then per layer attention, MLP)."""
+    def forward(self, inputs, start=0, past=None, parallel=None, masks=None):
+        """Final hidden states x (B, T, C) and every layer's cache (embedding, then per layer attention, MLP).
+
+        masks: dropout's, (B, L, SITES, T, C) (dropout.masks_array), or None."""
         m, w = self.cfg.model, self.w
         x, cache = embedding_forward(inputs, w["wte"], w["wpe"], start)
         caches = [cache]
         for i in range(m.n_layer):
             x, cache = attention_block_forward(x, w[f"layer{i}.attn_wqkv"], w[f"layer{i}.attn_wo"], m.n_head,
-                                               None if past is None else past[i], parallel)
+                                               None if past is None else past[i], parallel,
+                                               None if masks is None else masks[:, i, dropout.ATTN])
             caches.append(cache)
-            x, cache = mlp_block_forward(x, w[f"layer{i}.mlp_fc1"], w[f"layer{i}.mlp_fc2"], m.activation)
+            x, cache = mlp_block_forward(x, w[f"layer{i}.mlp_fc1"], w[f"layer{i}.mlp_fc2"], m.activation,
+                                         None if masks is None else masks[:, i, dropout.MLP])
             caches.append(cache)
         return x, caches
 
@@ -267,12 +277,17 @@ class NumpyBatchedBackend(Backend):
     # A diverging run overflows somewhere before its loss stops being finite; the loss check then stops it with
     # one line, which numpy's overflow warnings would bury (a decorator: it applies in every worker thread)
     @np.errstate(over="ignore", invalid="ignore", divide="ignore")
-    def train_batches(self, batches, docs_in_step, g, parallel=None):
-        """Forward and backward of each batch of documents, gradients added to `g`; each document's loss."""
+    def train_batches(self, batches, docs_in_step, g, parallel=None, step=0, doc_ids=None):
+        """Forward and backward of each batch of documents, gradients added to `g`; each document's loss.
+
+        With dropout, doc_ids[i] are the indices within step `step` of the documents of batches[i]."""
         doc_losses = []
-        for docs in batches:
-            inputs, targets, lengths = pad_batch(docs, self.cfg.model.block_size, self.bos)
-            x, caches = self.forward(inputs, parallel=parallel)
+        m, t = self.cfg.model, self.cfg.training
+        for i, docs in enumerate(batches):
+            inputs, targets, lengths = pad_batch(docs, m.block_size, self.bos)
+            masks = None if t.dropout == 0 else dropout.masks_array(
+                t.seed, step, doc_ids[i], m.n_layer, inputs.shape[1], m.n_embd, t.dropout, self.dtype)
+            x, caches = self.forward(inputs, parallel=parallel, masks=masks)
             losses, head_cache = head_forward(x, self.w["lm_head"], targets)
             doc_losses += mean_per_document(losses, lengths)
             dx, dlm_head = head_backward(loss_weights(lengths, inputs.shape[1], docs_in_step, self.dtype),
@@ -294,18 +309,21 @@ class NumpyBatchedBackend(Backend):
         t = self.cfg.training
         B = t.batch_size
         micro = [docs[i:i + B] for i in range(0, len(docs), B)]  # grad_accum micro-batches of B documents
+        ids = [list(range(i, min(i + B, len(docs)))) for i in range(0, len(docs), B)]  # for the dropout masks
         if self.threads == 1:
             self.grad_flats[0].fill(0)
-            doc_losses = self.train_batches(micro, len(docs), self.grads[0])
+            doc_losses = self.train_batches(micro, len(docs), self.grads[0], step=step, doc_ids=ids)
         else:
             # thread k trains part k of every micro-batch; each keeps to the serial kernels
             parts = [split_evenly(mb, self.threads) for mb in micro]
+            id_parts = [split_evenly(mb, self.threads) for mb in ids]
             if self.pool is None:
                 self.pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="microgpt-batch")
 
             def work(k):
                 self.grad_flats[k].fill(0)
-                return self.train_batches([p[k] for p in parts if p[k]], len(docs), self.grads[k], False)
+                return self.train_batches([p[k] for p in parts if p[k]], len(docs), self.grads[k], False, step,
+                                          [p[k] for p in id_parts if p[k]])
 
             futures = [self.pool.submit(work, k) for k in range(1, self.threads)]
             per_thread = [work(0)] + [f.result() for f in futures]

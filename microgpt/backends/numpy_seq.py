@@ -34,7 +34,7 @@ import numba
 import numpy as np
 from numba import njit
 
-from .. import envvars
+from .. import dropout, envvars
 from ..config import Config
 from ..kernels.activation import CODES, activation_backward_into, activation_forward_into
 from ..kernels.adam import adam_step_fused
@@ -93,11 +93,13 @@ class Activations:
         self.dx = z(C)                # d loss / d residual stream of the position being walked back
         self.dao = z(C)               # d loss / d attention output
         self.dq = z(C)
+        # dropout's multipliers on Wo's and fc2's outputs (microgpt/dropout.py); ones, exact, when not training
+        self.mask = np.ones((L, dropout.SITES, T, C), dtype=dtype)
         self.bufs = tuple(getattr(self, name) for name in BUFFERS)
 
 
 BUFFERS = ("x", "rstd0", "xn1", "rstd1", "q", "k", "v", "att", "ao", "xmid", "xn2", "rstd2", "hpre", "hact",
-           "logits", "probs", "dk", "dv", "dx", "dao", "dq")
+           "logits", "probs", "dk", "dv", "dx", "dao", "dq", "mask")
 
 # -- forward, one position: embed, then per layer (attention input | attention | rest), then logits --
 # position_forward runs them all in one compiled call; the pieces exist on their own so that
@@ -133,13 +135,16 @@ def attention_input_forward(theta, ofs, l, pos, bufs):
 def attention_output_forward(theta, ofs, act, l, pos, bufs):
     # xmid = x[l] + Wo ao;  x[l+1] = xmid + fc2(act(fc1(rmsnorm(xmid))))
     x, ao, xmid, xn2, rstd2, hpre, hact = bufs[0], bufs[8], bufs[9], bufs[10], bufs[11], bufs[12], bufs[13]
+    mask = bufs[21]
     C = x.shape[2]
     matvec_forward_into(xmid[l, pos], ao[l, pos], _layer_weight(theta, ofs, l, WO, C, C))
+    xmid[l, pos] *= mask[l, 0, pos]
     xmid[l, pos] += x[l, pos]
     rstd2[l, pos] = rmsnorm_forward_into(xn2[l, pos], xmid[l, pos])
     matvec_forward_into(hpre[l, pos], xn2[l, pos], _layer_weight(theta, ofs, l, FC1, 4 * C, C))
     activation_forward_into(hact[l, pos], hpre[l, pos], act)
     matvec_forward_into(x[l + 1, pos], hact[l, pos], _layer_weight(theta, ofs, l, FC2, C, 4 * C))
+    x[l + 1, pos] *= mask[l, 1, pos]
     x[l + 1, pos] += xmid[l, pos]
 
 
@@ -186,9 +191,10 @@ def logits_backward(theta, grad, ofs, pos, target, dloss, bufs):
 def attention_output_backward(theta, grad, ofs, act, l, pos, bufs):
     # through the MLP and its residual (dx: d x[l+1] -> d xmid), then Wo (dao)
     ao, xn2, rstd2, hpre, hact, dx, dao = bufs[8], bufs[10], bufs[11], bufs[12], bufs[13], bufs[18], bufs[19]
+    mask = bufs[21]
     C = dx.shape[0]
     dh = np.zeros(4 * C, dtype=dx.dtype)
-    matvec_backward_into(dh, _layer_weight(grad, ofs, l, FC2, C, 4 * C), dx, hact[l, pos],
+    matvec_backward_into(dh, _layer_weight(grad, ofs, l, FC2, C, 4 * C), dx * mask[l, 1, pos], hact[l, pos],
                          _layer_weight(theta, ofs, l, FC2, C, 4 * C))
     dhpre = np.empty(4 * C, dtype=dx.dtype)
     activation_backward_into(dhpre, dh, hpre[l, pos], act)
@@ -197,7 +203,7 @@ def attention_output_backward(theta, grad, ofs, act, l, pos, bufs):
                          _layer_weight(theta, ofs, l, FC1, 4 * C, C))
     rmsnorm_backward_into(dx, dxn, xn2[l, pos], rstd2[l, pos])  # dx += the normalised path
     dao[:] = 0.0
-    matvec_backward_into(dao, _layer_weight(grad, ofs, l, WO, C, C), dx, ao[l, pos],
+    matvec_backward_into(dao, _layer_weight(grad, ofs, l, WO, C, C), dx * mask[l, 0, pos], ao[l, pos],
                          _layer_weight(theta, ofs, l, WO, C, C))
 
 
@@ -386,15 +392,20 @@ class NumpyBackend(Backend):
 
     # -- training ----------------------------------------------------------
 
-    def gradient(self, docs) -> float:
-        """Set self.grad to d(step loss)/d(params), the step loss being the mean document loss."""
+    def gradient(self, docs, step=0) -> float:
+        """Set self.grad to d(step loss)/d(params), the step loss being the mean document loss (of step `step`)."""
         parallel_from = self._parallel_from()
         self.grad.fill(0.0)
         losses = []
-        for tokens in docs:  # a batch and gradient accumulation are the same sum here
+        m, t = self.cfg.model, self.cfg.training
+        for j, tokens in enumerate(docs):  # a batch and gradient accumulation are the same sum here
+            if t.dropout:
+                self.acts.mask[...] = dropout.masks_array(t.seed, step, [j], m.n_layer, m.block_size, m.n_embd,
+                                                          t.dropout, self.dtype)[0]
             loss, n = self._forward(tokens, self.acts, parallel_from)
             self._backward(tokens, n, 1 / len(docs), self.acts, parallel_from)
             losses.append(loss)
+        self.acts.mask[...] = 1  # validation and sampling drop nothing
         if len(losses) == 1:
             return float(losses[0])
         total = 0.0
@@ -404,7 +415,7 @@ class NumpyBackend(Backend):
 
     def step(self, docs, lr, step):
         t = self.cfg.training
-        loss = self.gradient(docs)
+        loss = self.gradient(docs, step)
         adam_step_fused(self.theta, self.grad, self.m, self.v, lr, t.beta1, t.beta2, t.eps, step,
                         t.weight_decay)
         if not self._jit_reported:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+from .. import dropout
 from ..autograd import Value
 from ..config import Config
 from ..params import param_shapes
@@ -74,8 +75,20 @@ def activation(x, kind):
     return [_relu(xi) ** 2 for xi in x]  # relu2
 
 
-def gpt(sd, cfg: Config, token, pos, keys, values):
-    """Logits for the next token; appends this position's k, v to the caches."""
+def _dropped(x, cfg: Config, drop_doc, li, site, pos):
+    """x times its dropout mask (microgpt/dropout.py); x itself when nothing is dropped."""
+    if drop_doc is None:
+        return x
+    seed, step, doc = drop_doc
+    key = dropout.row_key(seed, step, doc, li, site, pos)
+    return [xi * m for xi, m in zip(x, dropout.row_mask(key, len(x), cfg.training.dropout))]
+
+
+def gpt(sd, cfg: Config, token, pos, keys, values, drop_doc=None):
+    """Logits for the next token; appends this position's k, v to the caches.
+
+    drop_doc: (seed, step, document of the step) in training with dropout, else None.
+    """
     m = cfg.model
     hd = m.head_dim
     att_scale = (hd ** 0.5) ** -1
@@ -98,25 +111,25 @@ def gpt(sd, cfg: Config, token, pos, keys, values):
             att_logits = [_sum(q_h[j] * k_h[t][j] for j in range(hd)) * att_scale for t in range(len(k_h))]
             att = softmax(att_logits)
             x_attn.extend(_sum(att[t] * v_h[t][j] for t in range(len(v_h))) for j in range(hd))
-        x = linear(x_attn, sd[f"layer{li}.attn_wo"])
+        x = _dropped(linear(x_attn, sd[f"layer{li}.attn_wo"]), cfg, drop_doc, li, dropout.ATTN, pos)
         x = [a + b for a, b in zip(x, residual)]
         residual = x
         x = rmsnorm(x)
         x = linear(x, sd[f"layer{li}.mlp_fc1"])
         x = activation(x, m.activation)
-        x = linear(x, sd[f"layer{li}.mlp_fc2"])
+        x = _dropped(linear(x, sd[f"layer{li}.mlp_fc2"]), cfg, drop_doc, li, dropout.MLP, pos)
         x = [a + b for a, b in zip(x, residual)]
     return linear(x, sd["lm_head"])
 
 
-def doc_loss_graph(sd, cfg: Config, tokens):
-    """Mean of -log p(target) over the document's n = min(T, len-1) positions."""
+def doc_loss_graph(sd, cfg: Config, tokens, drop_doc=None):
+    """Mean of -log p(target) over the document's n = min(T, len-1) positions (drop_doc: as for gpt)."""
     n = min(cfg.model.block_size, len(tokens) - 1)
     keys = [[] for _ in range(cfg.model.n_layer)]
     values = [[] for _ in range(cfg.model.n_layer)]
     losses = []
     for pos in range(n):
-        probs = softmax(gpt(sd, cfg, tokens[pos], pos, keys, values))
+        probs = softmax(gpt(sd, cfg, tokens[pos], pos, keys, values, drop_doc))
         losses.append(-_log(probs[tokens[pos + 1]]))
     return (1 / n) * _sum(losses)
 
@@ -134,7 +147,9 @@ class PythonBackend(Backend):
 
     def step(self, docs, lr, step):
         t = self.cfg.training
-        doc_losses = [doc_loss_graph(self.sd, self.cfg, d) for d in docs]
+        drop = t.dropout > 0
+        doc_losses = [doc_loss_graph(self.sd, self.cfg, d, (t.seed, step, j) if drop else None)
+                      for j, d in enumerate(docs)]
         loss = doc_losses[0] if len(doc_losses) == 1 else _sum(doc_losses) * (1 / len(doc_losses))
         loss.backward()
         b1, b2, decay = t.beta1, t.beta2, lr * t.weight_decay

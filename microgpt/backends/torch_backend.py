@@ -34,6 +34,7 @@ from contextlib import nullcontext
 import torch
 import torch.nn.functional as F
 
+from .. import dropout
 from ..errors import MicrogptError
 from ..params import num_params, param_offsets, param_shapes
 from ..threads import torch_threads
@@ -71,11 +72,12 @@ def rmsnorm(x):
     return x * torch.rsqrt((x * x).mean(dim=-1, keepdim=True) + 1e-5)
 
 
-def forward(w, model, tokens, start=0, past=None):
+def forward(w, model, tokens, start=0, past=None, masks=None):
     """Logits (B, T, V) for `tokens` (B, T) at positions start .. start+T-1, and each layer's (k, v).
 
     `past`: per layer the (k, v) of the earlier positions, (B, H, start, head_dim) each (sampling with a
-    KV cache). The query at position p sees the keys at positions <= p.
+    KV cache). The query at position p sees the keys at positions <= p. `masks`: dropout's multipliers,
+    (B, L, SITES, T, C) (microgpt/dropout.py), in training with dropout; else None.
     """
     B, T = tokens.shape
     H, C = model.n_head, model.n_embd
@@ -94,24 +96,26 @@ def forward(w, model, tokens, start=0, past=None):
         k_pos = torch.arange(k.shape[2], device=tokens.device)
         scores = scores.masked_fill(k_pos[None, :] > q_pos[:, None], -math.inf)
         o = torch.matmul(torch.softmax(scores, dim=-1), v).transpose(1, 2).reshape(B, T, C)
-        x = x + torch.matmul(o, w[f"layer{i}.attn_wo"].t())
+        y = torch.matmul(o, w[f"layer{i}.attn_wo"].t())
+        x = x + (y if masks is None else y * masks[:, i, dropout.ATTN])
         h = torch.relu(torch.matmul(rmsnorm(x), w[f"layer{i}.mlp_fc1"].t()))
         if model.activation == "relu2":
             h = h * h
-        x = x + torch.matmul(h, w[f"layer{i}.mlp_fc2"].t())
+        y = torch.matmul(h, w[f"layer{i}.mlp_fc2"].t())
+        x = x + (y if masks is None else y * masks[:, i, dropout.MLP])
     return torch.matmul(x, w["lm_head"].t()), kv
 
 
-def position_losses(w, model, inputs, targets):
+def position_losses(w, model, inputs, targets, masks=None):
     """-log softmax(logits)[target] at every position (B, T), padding included."""
-    logits, _ = forward(w, model, inputs)
+    logits, _ = forward(w, model, inputs, masks=masks)
     V = logits.shape[-1]
     return F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), reduction="none").view(targets.shape)
 
 
-def weighted_loss(w, model, inputs, targets, weights):
+def weighted_loss(w, model, inputs, targets, weights, masks=None):
     """The step's share of the loss from this batch, and the per-position losses (no gradient)."""
-    losses = position_losses(w, model, inputs, targets)
+    losses = position_losses(w, model, inputs, targets, masks)
     return (losses * weights).sum(), losses.detach()
 
 
@@ -199,8 +203,16 @@ class TorchBackend(Backend):
         return {n: flat[o:o + r * c].view(r, c) for n, o, (r, c) in
                 ((n, self.offsets[n], self.shapes[n]) for n in self.names)}
 
-    def _loss(self, flat, inputs, targets, weights):
-        return weighted_loss(self.views(flat), self.cfg.model, inputs, targets, weights)
+    def _loss(self, flat, inputs, targets, weights, masks=None):
+        return weighted_loss(self.views(flat), self.cfg.model, inputs, targets, weights, masks)
+
+    def _masks(self, step, doc_ids, T):
+        """Dropout's multipliers for documents doc_ids (indices within step `step`), or None without dropout."""
+        m, t = self.cfg.model, self.cfg.training
+        if t.dropout == 0:
+            return None
+        masks = dropout.masks_array(t.seed, step, doc_ids, m.n_layer, T, m.n_embd, t.dropout, "float64")
+        return torch.from_numpy(masks).to(device=self.device, dtype=self.dtype)
 
     # -- training ----------------------------------------------------------------
 
@@ -240,8 +252,9 @@ class TorchBackend(Backend):
         t = self.cfg.training
         B = t.batch_size
         micro = [docs[i:i + B] for i in range(0, len(docs), B)]
+        ids = [list(range(i, min(i + B, len(docs)))) for i in range(0, len(docs), B)]  # for the dropout masks
         if self.dist:
-            micro = [self.dist.share(mb) for mb in micro]
+            micro, ids = [self.dist.share(mb) for mb in micro], [self.dist.share(mb) for mb in ids]
         self.flat.grad = None
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         for j, mb in enumerate(micro):
@@ -250,7 +263,8 @@ class TorchBackend(Backend):
             quiet = self.model.no_sync() if self.dist and j < len(micro) - 1 else nullcontext()
             with quiet:
                 loss, losses = self.model(self.loss_fn, batch.inputs, batch.targets,
-                                          batch.weights(len(docs), self.dtype))
+                                          batch.weights(len(docs), self.dtype),
+                                          self._masks(step, ids[j], batch.inputs.shape[1]))
                 loss.backward()
             loss_sum += batch.doc_means(losses).sum().to(torch.float64)
         if self.dist:
@@ -298,7 +312,8 @@ class TorchBackend(Backend):
             batch = self._batch([[self.bos, self.bos]] * B)
             # the real weights stay untouched; a Parameter like them, or the trace's guards would not match
             scratch = torch.nn.Parameter(self.flat.detach().clone())
-            loss, _ = self.loss_fn(scratch, batch.inputs, batch.targets, batch.weights(B, self.dtype))
+            loss, _ = self.loss_fn(scratch, batch.inputs, batch.targets, batch.weights(B, self.dtype),
+                                   self._masks(0, list(range(B)), batch.inputs.shape[1]))
             loss.backward()
         except Exception as e:  # inductor needs a C compiler (and Triton on GPUs); say which part failed
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]

@@ -32,6 +32,8 @@ from collections import namedtuple
 import numpy as np
 from numba import njit, prange
 
+from ..dropout import SITES
+from .fused_dropout import fill_masks, mul_rows
 from .fused_layers import (JIT, activation_backward, activation_forward, add_rows, attention_backward,
                            attention_forward, embedding_backward, embedding_forward, rmsnorm_backward,
                            rmsnorm_forward, round_up, softmax_xent_forward, transpose_into, zero_rows)
@@ -84,6 +86,7 @@ def batch_shapes(V, C, H, L, T, Tp, D, R):
         daoT=(C, Tp),
         dS=(T, Tp),
         dw=(max(4 * C * C, V * C),),  # a later pass's weight gradient
+        mask=(L, SITES, R, C),     # dropout's multipliers (fused_dropout.fill_masks)
     )
 
 
@@ -91,14 +94,18 @@ Batch = namedtuple("Batch", batch_shapes(V=1, C=1, H=1, L=1, T=1, Tp=1, D=1, R=1
 _INDEX_FIELDS = {"docs": np.int64, "starts": np.int64, "targets": np.int32}
 
 
-def new_batch(model, dtype, k: int) -> Batch:
-    """Buffers for the group_count(k) groups of a step of k documents, each with a leading group axis."""
+def new_batch(model, dtype, k: int, dropout: bool = False) -> Batch:
+    """Buffers for the group_count(k) groups of a step of k documents, each with a leading group axis.
+
+    Without dropout the masks are one element (never read)."""
     lanes = VECTOR_BYTES // np.dtype(dtype).itemsize
     T = model.block_size
     G = group_count(k, T)
     D = min(-(-k // G), max(1, GROUP_ROWS // T))  # documents of one pass
     shapes = batch_shapes(model.vocab_size, model.n_embd, model.n_head, model.n_layer, T, round_up(T, lanes), D,
                           round_up(D * T, lanes))
+    if not dropout:
+        shapes["mask"] = (1,) * len(shapes["mask"])
     return Batch(**{name: np.zeros((G,) + shape, _INDEX_FIELDS.get(name, dtype)) for name, shape in shapes.items()})
 
 
@@ -190,8 +197,10 @@ def gather(b, tokens, offsets_, first, lo, hi, T, k):
 
 
 @njit(**JIT)
-def group_forward(w, wT, model, b, tokens, offsets_, n_in, N):
-    """The forward pass of the group's n_in documents (N rows); per-position losses in b.losses[:N]."""
+def group_forward(w, wT, model, b, tokens, offsets_, n_in, N, drop):
+    """The forward pass of the group's n_in documents (N rows); per-position losses in b.losses[:N].
+
+    drop: multiply each block's output by b.mask (dropout) before its residual add."""
     V, C, H, L, T = model.vocab_size, model.n_embd, model.n_head, model.n_layer, model.block_size
     shared = offsets(model, 0)  # wte, wpe and lm_head: the same for every layer
     wte, wpe = mat(w, shared.wte, V, C), mat(w, shared.wpe, T, C)
@@ -210,11 +219,15 @@ def group_forward(w, wT, model, b, tokens, offsets_, n_in, N):
             attention_forward(skip(ao, r0), take(take(b.att, i), li), take(take(b.qT, i), li), skip(qkv, r0),
                               0, b.starts[i + 1] - r0, H, model.attn_scale)
         linear_forward(b.tmp, ao, mat(wT, layer.wo, C, C), N)
+        if drop:
+            mul_rows(b.tmp, b.tmp, b.mask[li, 0], N)
         add_rows(xmid, b.tmp, x, N)
         rmsnorm_forward(take(b.xn2, li), take(b.rstd2, li), xmid, N)
         linear_forward(hpre, take(b.xn2, li), mat(wT, layer.fc1, C, 4 * C), N)
         activation_forward(hact, hpre, N, model.activation)
         linear_forward(b.tmp, hact, mat(wT, layer.fc2, 4 * C, C), N)
+        if drop:
+            mul_rows(b.tmp, b.tmp, b.mask[li, 1], N)
         add_rows(take(b.xs, li + 1), b.tmp, xmid, N)
     Np = round_up(N, vwidth(b.losses))
     xT, logitsT = matrix_view(b.xT, 0, C, Np), matrix_view(b.logitsT, 0, V, Np)
@@ -225,7 +238,7 @@ def group_forward(w, wT, model, b, tokens, offsets_, n_in, N):
 
 
 @njit(**JIT)
-def group_backward(w, g, model, b, tokens, offsets_, n_in, N, accumulate):
+def group_backward(w, g, model, b, tokens, offsets_, n_in, N, accumulate, drop):
     """d(sum of dscale * position loss)/d(weights) into g, added where `accumulate`; needs group_forward's buffers."""
     V, C, H, L, T = model.vocab_size, model.n_embd, model.n_head, model.n_layer, model.block_size
     shared = offsets(model, 0)  # wte, wpe and lm_head: the same for every layer
@@ -236,15 +249,23 @@ def group_backward(w, g, model, b, tokens, offsets_, n_in, N, accumulate):
     for li in range(L - 1, -1, -1):
         layer = offsets(model, li)
         qkv = take(b.qkv, li)
-        # MLP: x_out = fc2(act(fc1(rmsnorm(xmid)))) + xmid, b.dx = d x_out
-        linear_backward(b.dh, mat(g, layer.fc2, C, 4 * C), b.dx, take(b.hact, li), mat(w, layer.fc2, C, 4 * C), N,
+        # MLP: x_out = mask * fc2(act(fc1(rmsnorm(xmid)))) + xmid, b.dx = d x_out
+        dy = b.dx
+        if drop:
+            mul_rows(b.tmp, b.dx, b.mask[li, 1], N)
+            dy = b.tmp
+        linear_backward(b.dh, mat(g, layer.fc2, C, 4 * C), dy, take(b.hact, li), mat(w, layer.fc2, C, 4 * C), N,
                         b.dw, accumulate)
         activation_backward(b.dh, b.dh, take(b.hpre, li), N, model.activation)
         linear_backward(b.dxn, mat(g, layer.fc1, 4 * C, C), b.dh, take(b.xn2, li), mat(w, layer.fc1, 4 * C, C), N,
                         b.dw, accumulate)
         rmsnorm_backward(b.dx, b.dxn, take(b.xn2, li), take(b.rstd2, li), N)  # b.dx is now d xmid
-        # attention: xmid = wo(attention(rmsnorm(x))) + x
-        linear_backward(b.dao, mat(g, layer.wo, C, C), b.dx, take(b.ao, li), mat(w, layer.wo, C, C), N,
+        # attention: xmid = mask * wo(attention(rmsnorm(x))) + x
+        dy = b.dx
+        if drop:
+            mul_rows(b.tmp, b.dx, b.mask[li, 0], N)
+            dy = b.tmp
+        linear_backward(b.dao, mat(g, layer.wo, C, C), dy, take(b.ao, li), mat(w, layer.wo, C, C), N,
                         b.dw, accumulate)
         for i in range(n_in):
             r0 = b.starts[i]
@@ -264,24 +285,27 @@ def group_backward(w, g, model, b, tokens, offsets_, n_in, N, accumulate):
 
 
 @njit(**JIT)
-def train_group(j, w, wT, grads, batch, model, tokens, offsets_, first, k, doc_losses):
+def train_group(j, w, wT, grads, batch, model, hyper, tokens, offsets_, first, k, doc_losses):
     """Group j's documents of the step whose first document is `first`: gradient into grads[j], losses."""
     G = grads.shape[0]
     b = group(batch, j)
     lo, hi = slot_docs(j, G, k)
     passes = -(-(hi - lo) // b.docs.shape[0])
     zero = b.losses.dtype.type(0)
+    drop = hyper.dropout_threshold > 0
     for p in range(passes):
         p0, p1 = slot_docs(p, passes, hi - lo)  # equal passes, none over the buffers' documents
         p0, p1 = lo + p0, lo + p1
         N = gather(b, tokens, offsets_, first, p0, p1, model.block_size, k)
-        group_forward(w, wT, model, b, tokens, offsets_, p1 - p0, N)
+        if drop:  # step first // k, its documents p0 .. p1 - 1
+            fill_masks(b.mask, b.starts, p1 - p0, p0, first // k, hyper)
+        group_forward(w, wT, model, b, tokens, offsets_, p1 - p0, N, drop)
         for i in range(p1 - p0):
             total = zero
             for t in range(b.starts[i], b.starts[i + 1]):
                 total += b.losses[t]
             doc_losses[p0 + i] = b.losses.dtype.type(1.0 / (b.starts[i + 1] - b.starts[i])) * total
-        group_backward(w, take(grads, j), model, b, tokens, offsets_, p1 - p0, N, p > 0)
+        group_backward(w, take(grads, j), model, b, tokens, offsets_, p1 - p0, N, p > 0, drop)
 
 
 @njit(**JIT)
@@ -305,7 +329,7 @@ def batch_loop(w, wT, m, v, grad, group_grads, batch, tokens, offsets_, model, h
     for i in range(count):
         s = start + i
         for j in range(G):
-            train_group(j, w, wT, grads, batch, model, tokens, offsets_, s * k, k, doc_losses)
+            train_group(j, w, wT, grads, batch, model, hyper, tokens, offsets_, s * k, k, doc_losses)
         losses[i] = _mean(doc_losses) if G == 1 else _finish_slots(grad, group_grads, doc_losses)
         adam_step(w, wT, m, v, grad, model, hyper, s)
 
@@ -317,6 +341,6 @@ def batch_loop_threads(w, wT, m, v, grad, group_grads, batch, tokens, offsets_, 
     for i in range(count):
         s = start + i
         for j in prange(group_grads.shape[0]):
-            train_group(j, w, wT, group_grads, batch, model, tokens, offsets_, s * k, k, doc_losses)
+            train_group(j, w, wT, group_grads, batch, model, hyper, tokens, offsets_, s * k, k, doc_losses)
         losses[i] = _finish_slots(grad, group_grads, doc_losses)
         adam_step(w, wT, m, v, grad, model, hyper, s)

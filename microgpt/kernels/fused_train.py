@@ -34,7 +34,7 @@ SCHEDULES = {"linear": LINEAR, "cosine": COSINE, "constant": CONSTANT}
 
 
 class Hyper(NamedTuple):
-    """The optimizer's settings: Adam's, and the learning-rate schedule's."""
+    """The training settings compiled code reads: Adam's, the learning-rate schedule's, dropout's."""
     learning_rate: float  # at step 0; the schedule scales it
     beta1: float
     beta2: float
@@ -42,6 +42,9 @@ class Hyper(NamedTuple):
     schedule: int  # LINEAR, COSINE or CONSTANT
     num_steps: int  # the schedule's horizon
     weight_decay: float  # AdamW's decoupled decay; 0 is SPEC's Adam
+    seed: int  # the scenario's, for the dropout masks (fused_dropout.py)
+    dropout_threshold: int  # dropout.threshold(p): 0 drops nothing, and the masks are not computed
+    dropout_scale: float  # dropout.scale(p)
 
 
 @njit(**JIT)

@@ -196,3 +196,19 @@ def assert_weight_decay_matches_python(names_exp, name: str, **training) -> None
     plain.train_steps(0, 4)
     moved = max(float(np.max(np.abs(weights_array(plain)[n] - w))) for n, w in weights_array(ref).items())
     assert moved > 1e-5, "weight decay changed nothing"
+
+
+def assert_dropout_matches_python(names_exp, name: str, **training) -> None:
+    """Residual dropout (training.dropout) on the tiny model: python's losses, weights and validation loss
+    after training (which drops nothing), and losses that differ from the same run without dropout."""
+    exp = tiny_experiment(names_exp)
+    dropped = {"dropout": 0.3, "batch_size": 2, **training}
+    ref = make_backend(exp, "python", **dropped)
+    losses = assert_train_agree(ref, make_backend(exp, name, **dropped), steps=4, rtol=1e-10, atol=1e-12)
+    plain = make_backend(exp, name, **{**dropped, "dropout": 0.0})
+    assert all(abs(a - b) > 1e-6 for a, b in zip(plain.train_steps(0, 4), losses)), "dropout changed nothing"
+    cand = make_backend(exp, name, **dropped)
+    cand.train_steps(0, 4)
+    docs = exp.val_tokens[:8]
+    want = ref.eval_loss(docs)
+    assert abs(cand.eval_loss(docs) - want) <= 1e-10 * abs(want)

@@ -9,6 +9,7 @@ Numba's disk cache, so a run here mostly loads them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -24,7 +25,7 @@ from equivalence import alice_exp, names_exp  # noqa: E402,F401  (fixtures)
 from equivalence import (assert_inference_matches_python, assert_samples_agree,  # noqa: E402
                          assert_short_and_long_documents_match_python, assert_state_round_trips, assert_train_agree,
                          assert_weights_close, make_backend, tiny_experiment, train_cli_lines, weights_array,
-                         assert_weight_decay_matches_python)
+                         assert_weight_decay_matches_python, assert_dropout_matches_python)
 from golden.reference import NAMES_SEED42, assert_is_the_golden_run, printed_samples  # noqa: E402
 from microgpt import checkpoint  # noqa: E402
 from microgpt.backends import fused as fm  # noqa: E402
@@ -210,11 +211,12 @@ def test_state_round_trips_as_plain_lists(names_exp):
     assert_state_round_trips(names_exp, fused(names_exp, batch_size=2))
 
 
-def test_checkpoint_round_trip_resumes_exactly(names_exp, tmp_path):
-    be = fused(names_exp)
+@pytest.mark.parametrize("dropout", [0.0, 0.2])  # the masks follow the step: a resumed run draws the same
+def test_checkpoint_round_trip_resumes_exactly(names_exp, tmp_path, dropout):
+    be = fused(names_exp, dropout=dropout)
     be.train_steps(0, 5)
     path = str(tmp_path / "model.json")
-    checkpoint.save(path, make_checkpoint(names_exp, be, 5))
+    checkpoint.save(path, make_checkpoint(dataclasses.replace(names_exp, cfg=be.cfg), be, 5))
     ck = checkpoint.load(path)
     assert ck.backend == "fused" and ck.train_state["step"] == 5
     resumed = {}
@@ -374,10 +376,11 @@ def test_many_documents_a_group_go_through_in_passes_of_bounded_memory(alice_exp
     assert_train_agree(ref, cand, 2, RTOL, ATOL)
 
 
-@pytest.mark.parametrize("scenario, batch_size", [("names", 40), ("alice", 16)])
-def test_threaded_batch_loop_gives_the_serial_loops_numbers(request, scenario, batch_size):
+@pytest.mark.parametrize("scenario, batch_size, dropout", [("names", 40, 0.0), ("alice", 16, 0.0),
+                                                            ("names", 40, 0.2)])
+def test_threaded_batch_loop_gives_the_serial_loops_numbers(request, scenario, batch_size, dropout):
     exp = request.getfixturevalue(f"{scenario}_exp")
-    serial, threaded = (make_backend(exp, "fused", batch_size=batch_size) for _ in range(2))
+    serial, threaded = (make_backend(exp, "fused", batch_size=batch_size, dropout=dropout) for _ in range(2))
     assert serial.groups > 1
     a = [serial._run(serial.tokens, serial.offsets, s, n, serial.hyper, threads=False) for s, n in [(0, 2), (2, 1)]]
     b = [threaded._run(threaded.tokens, threaded.offsets, s, n, threaded.hyper, threads=True)
@@ -395,7 +398,8 @@ def test_compile_runs_only_the_loop_the_run_uses(names_exp, monkeypatch):
     monkeypatch.setattr(fm.numba, "get_num_threads", lambda: 1)
     make_backend(names_exp, "fused").compile()
     make_backend(names_exp, "fused", batch_size=16).compile()
-    assert called == ["train_loop", "batch_loop"]
+    make_backend(names_exp, "fused", dropout=0.1).compile()  # dropout: the batch loop, even at one document
+    assert called == ["train_loop", "batch_loop", "batch_loop"]
 
 
 def test_the_batch_path_gives_scipys_blas_one_thread_whatever_the_variables_say(names_exp, monkeypatch):
@@ -467,3 +471,8 @@ def test_without_numba_training_says_once_that_it_uses_python(tmp_path):
 @pytest.mark.parametrize("batch_size", [1, 2])
 def test_weight_decay_matches_python(names_exp, batch_size):
     assert_weight_decay_matches_python(names_exp, "fused", batch_size=batch_size)
+
+
+@pytest.mark.parametrize("batch_size, grad_accum", [(1, 1), (2, 1), (2, 2)])  # batch 1: on the batch loop too
+def test_dropout_matches_python(names_exp, batch_size, grad_accum):
+    assert_dropout_matches_python(names_exp, "fused", batch_size=batch_size, grad_accum=grad_accum)

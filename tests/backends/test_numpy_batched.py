@@ -13,7 +13,7 @@ from conftest import run_cli, shared_file  # noqa: E402
 from equivalence import alice_exp, names_exp  # noqa: E402,F401  (fixtures)
 from equivalence import (assert_inference_matches_python, assert_short_and_long_documents_match_python,  # noqa: E402
                          assert_state_round_trips, assert_train_agree, make_backend, tiny_experiment,
-                         train_cli_lines, assert_weight_decay_matches_python)
+                         train_cli_lines, assert_weight_decay_matches_python, assert_dropout_matches_python)
 from golden.reference import assert_is_the_golden_run  # noqa: E402
 from microgpt.backends import numpy_batched as nbm  # noqa: E402
 from microgpt.backends.numpy_batched import NumpyBatchedBackend, pad_batch, split_evenly  # noqa: E402
@@ -238,3 +238,7 @@ def test_cli_batch_size_flag_trains_batches(tmp_path):
 
 def test_weight_decay_matches_python(names_exp):
     assert_weight_decay_matches_python(names_exp, "numpy_batched")
+
+
+def test_dropout_matches_python(names_exp):
+    assert_dropout_matches_python(names_exp, "numpy_batched", grad_accum=2)

@@ -13,7 +13,7 @@ from conftest import run_cli, shared_file  # noqa: E402
 from equivalence import names_exp  # noqa: E402,F401  (fixtures)
 from equivalence import (assert_inference_matches_python, assert_short_and_long_documents_match_python,  # noqa: E402
                          assert_state_round_trips, assert_train_agree, make_backend, tiny_experiment,
-                         weights_array, assert_weight_decay_matches_python)
+                         weights_array, assert_weight_decay_matches_python, assert_dropout_matches_python)
 from golden.reference import assert_is_the_golden_run  # noqa: E402
 from microgpt.backends.numpy_seq import compiled_kernels  # noqa: E402
 from microgpt.config import config_from_dict  # noqa: E402
@@ -171,3 +171,7 @@ def test_benchmark_script_reports_and_writes_json(tmp_path):
 
 def test_weight_decay_matches_python(names_exp):
     assert_weight_decay_matches_python(names_exp, "numpy")
+
+
+def test_dropout_matches_python(names_exp):
+    assert_dropout_matches_python(names_exp, "numpy", grad_accum=2)

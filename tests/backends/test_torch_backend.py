@@ -16,7 +16,7 @@ from equivalence import names_exp  # noqa: E402,F401  (fixture)
 from equivalence import (assert_inference_matches_python, assert_samples_agree,  # noqa: E402
                          assert_short_and_long_documents_match_python, assert_state_round_trips, assert_train_agree,
                          make_backend, tiny_experiment, train_cli_lines, weights_array,
-                         assert_weight_decay_matches_python)
+                         assert_weight_decay_matches_python, assert_dropout_matches_python)
 from golden.reference import NAMES_SEED42  # noqa: E402
 from microgpt import checkpoint  # noqa: E402
 from microgpt.backends import torch_backend as tb  # noqa: E402
@@ -264,3 +264,7 @@ def test_torch_flags_on_another_backend_are_one_line(tmp_path, flags):
 
 def test_weight_decay_matches_python(names_exp):
     assert_weight_decay_matches_python(names_exp, "torch")
+
+
+def test_dropout_matches_python(names_exp):
+    assert_dropout_matches_python(names_exp, "torch", grad_accum=2)
