@@ -69,7 +69,8 @@ class Activations:
     The compiled functions take them as one tuple, `bufs`, in BUFFERS order.
     """
 
-    def __init__(self, n_layer: int, n_embd: int, n_head: int, block_size: int, vocab_size: int, dtype):
+    def __init__(self, n_layer: int, n_embd: int, n_head: int, block_size: int, vocab_size: int, dtype,
+                 dropout_masks: bool = False):
         L, C, H, T, V = n_layer, n_embd, n_head, block_size, vocab_size
         z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
         self.x = z(L + 1, T, C)       # residual stream entering layer l; x[0] = rmsnorm(wte + wpe), x[L] -> lm_head
@@ -93,8 +94,9 @@ class Activations:
         self.dx = z(C)                # d loss / d residual stream of the position being walked back
         self.dao = z(C)               # d loss / d attention output
         self.dq = z(C)
-        # dropout's multipliers on Wo's and fc2's outputs (microgpt/dropout.py); ones, exact, when not training
-        self.mask = np.ones((L, dropout.SITES, T, C), dtype=dtype)
+        # dropout's multipliers on Wo's and fc2's outputs (microgpt/dropout.py); no rows (nothing multiplied)
+        # in buffers that validate, sample or train without dropout
+        self.mask = np.zeros((L if dropout_masks else 0, dropout.SITES, T, C), dtype=dtype)
         self.bufs = tuple(getattr(self, name) for name in BUFFERS)
 
 
@@ -138,13 +140,15 @@ def attention_output_forward(theta, ofs, act, l, pos, bufs):
     mask = bufs[21]
     C = x.shape[2]
     matvec_forward_into(xmid[l, pos], ao[l, pos], _layer_weight(theta, ofs, l, WO, C, C))
-    xmid[l, pos] *= mask[l, 0, pos]
+    if mask.shape[0]:
+        xmid[l, pos] *= mask[l, 0, pos]
     xmid[l, pos] += x[l, pos]
     rstd2[l, pos] = rmsnorm_forward_into(xn2[l, pos], xmid[l, pos])
     matvec_forward_into(hpre[l, pos], xn2[l, pos], _layer_weight(theta, ofs, l, FC1, 4 * C, C))
     activation_forward_into(hact[l, pos], hpre[l, pos], act)
     matvec_forward_into(x[l + 1, pos], hact[l, pos], _layer_weight(theta, ofs, l, FC2, C, 4 * C))
-    x[l + 1, pos] *= mask[l, 1, pos]
+    if mask.shape[0]:
+        x[l + 1, pos] *= mask[l, 1, pos]
     x[l + 1, pos] += xmid[l, pos]
 
 
@@ -194,7 +198,8 @@ def attention_output_backward(theta, grad, ofs, act, l, pos, bufs):
     mask = bufs[21]
     C = dx.shape[0]
     dh = np.zeros(4 * C, dtype=dx.dtype)
-    matvec_backward_into(dh, _layer_weight(grad, ofs, l, FC2, C, 4 * C), dx * mask[l, 1, pos], hact[l, pos],
+    dy = dx * mask[l, 1, pos] if mask.shape[0] else dx
+    matvec_backward_into(dh, _layer_weight(grad, ofs, l, FC2, C, 4 * C), dy, hact[l, pos],
                          _layer_weight(theta, ofs, l, FC2, C, 4 * C))
     dhpre = np.empty(4 * C, dtype=dx.dtype)
     activation_backward_into(dhpre, dh, hpre[l, pos], act)
@@ -203,7 +208,8 @@ def attention_output_backward(theta, grad, ofs, act, l, pos, bufs):
                          _layer_weight(theta, ofs, l, FC1, 4 * C, C))
     rmsnorm_backward_into(dx, dxn, xn2[l, pos], rstd2[l, pos])  # dx += the normalised path
     dao[:] = 0.0
-    matvec_backward_into(dao, _layer_weight(grad, ofs, l, WO, C, C), dx * mask[l, 0, pos], ao[l, pos],
+    dy = dx * mask[l, 0, pos] if mask.shape[0] else dx
+    matvec_backward_into(dao, _layer_weight(grad, ofs, l, WO, C, C), dy, ao[l, pos],
                          _layer_weight(theta, ofs, l, WO, C, C))
 
 
@@ -326,12 +332,13 @@ class NumpyBackend(Backend):
         self.m = np.zeros_like(self.theta)
         self.v = np.zeros_like(self.theta)
         self.act = CODES[m.activation]
-        self.acts = self._new_activations()
+        self.acts = self._new_activations(dropout_masks=cfg.training.dropout > 0)
+        self.eval_acts = self._new_activations() if cfg.training.dropout > 0 else self.acts
         self._jit_reported = not envvars.flag("MICROGPT_VERIFY_JIT")
 
-    def _new_activations(self) -> Activations:
+    def _new_activations(self, dropout_masks: bool = False) -> Activations:
         m = self.cfg.model
-        return Activations(m.n_layer, m.n_embd, m.n_head, m.block_size, self.vocab_size, self.dtype)
+        return Activations(m.n_layer, m.n_embd, m.n_head, m.block_size, self.vocab_size, self.dtype, dropout_masks)
 
     def _parallel_from(self) -> int:
         """The first position whose attention is worth a parallel launch (block_size: none is)."""
@@ -398,14 +405,14 @@ class NumpyBackend(Backend):
         self.grad.fill(0.0)
         losses = []
         m, t = self.cfg.model, self.cfg.training
+        masks = dropout.masks_array(t.seed, step, range(len(docs)), m.n_layer, m.block_size, m.n_embd, t.dropout,
+                                    self.dtype) if t.dropout else None
         for j, tokens in enumerate(docs):  # a batch and gradient accumulation are the same sum here
-            if t.dropout:
-                self.acts.mask[...] = dropout.masks_array(t.seed, step, [j], m.n_layer, m.block_size, m.n_embd,
-                                                          t.dropout, self.dtype)[0]
+            if masks is not None:
+                self.acts.mask[...] = masks[j]
             loss, n = self._forward(tokens, self.acts, parallel_from)
             self._backward(tokens, n, 1 / len(docs), self.acts, parallel_from)
             losses.append(loss)
-        self.acts.mask[...] = 1  # validation and sampling drop nothing
         if len(losses) == 1:
             return float(losses[0])
         total = 0.0
@@ -450,7 +457,7 @@ class NumpyBackend(Backend):
     # -- inference ---------------------------------------------------------
 
     def doc_loss(self, tokens):
-        return float(self._forward(tokens, self.acts, self._parallel_from())[0])
+        return float(self._forward(tokens, self.eval_acts, self._parallel_from())[0])
 
     def eval_loss(self, docs):
         total = 0.0

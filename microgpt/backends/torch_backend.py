@@ -211,8 +211,8 @@ class TorchBackend(Backend):
         m, t = self.cfg.model, self.cfg.training
         if t.dropout == 0:
             return None
-        masks = dropout.masks_array(t.seed, step, doc_ids, m.n_layer, T, m.n_embd, t.dropout, "float64")
-        return torch.from_numpy(masks).to(device=self.device, dtype=self.dtype)
+        masks = dropout.masks_array(t.seed, step, doc_ids, m.n_layer, T, m.n_embd, t.dropout, t.dtype)
+        return torch.from_numpy(masks).to(self.device)
 
     # -- training ----------------------------------------------------------------
 
